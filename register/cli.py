@@ -1,0 +1,166 @@
+"""The ``careregister`` command: serve, migrate, load (and more as features land)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from register.settings import get_settings
+
+app = typer.Typer(
+    name="careregister",
+    help="Shared Care Register: a FHIR R4 server for integrated care teams.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _console() -> Console:
+    """A rich console on stderr, sized for the terminal the command runs in."""
+    return Console(stderr=True)
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from register.db import create_db_engine
+
+    settings = get_settings()
+    return create_db_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
+
+
+@app.command()
+def migrate() -> None:
+    """Create the database or upgrade its schema in place to this version."""
+    from register.migrate import schema_status, upgrade
+
+    engine = _engine()
+    before = schema_status(engine)
+    upgrade(engine)
+    after = schema_status(engine)
+    if before.current == after.current:
+        _console().print(f"[green]Database already current[/] ({after.head}).")
+    else:
+        _console().print(
+            f"[green]Database upgraded[/] from {before.current or 'empty'} to {after.head}."
+        )
+    engine.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (REGISTER_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (REGISTER_PORT).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (REGISTER_WORKERS).")
+    ] = None,
+) -> None:
+    """Run the register's HTTP service (refuses an out-of-date database schema)."""
+    import uvicorn
+
+    from register.logs import configure_logging
+    from register.migrate import schema_status
+
+    settings = get_settings()
+    engine = _engine()
+    try:
+        status = schema_status(engine)
+    finally:
+        engine.dispose()
+    if not status.is_current:
+        _console().print(f"[red]Not starting:[/] {status.describe()}.")
+        raise typer.Exit(code=2)
+    configure_logging(settings.log_level)
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    _console().print(
+        f"Shared Care Register on http://{bind_host}:{bind_port}/fhir "
+        f"({'SQLite' if settings.is_sqlite else 'PostgreSQL'}, "
+        f"{workers or settings.workers} worker(s))"
+    )
+    uvicorn.run(
+        "register.app:create_app",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=workers or settings.workers,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
+
+
+@app.command()
+def load(
+    paths: Annotated[list[Path], typer.Argument(help="Bundle/NDJSON files or folders.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Load transaction/batch/collection Bundles and NDJSON files, then report what happened."""
+    from fhir_adapters.import_formats import count_items, discover
+    from register.context import RequestContext
+    from register.loader import load_sources, summary_rows
+    from register.migrate import schema_status
+
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        _console().print(f"[red]No such file or folder:[/] {', '.join(missing)}")
+        raise typer.Exit(code=2)
+    settings = get_settings()
+    engine = _engine()
+    if not schema_status(engine).is_current:
+        _console().print(f"[red]Not loading:[/] {schema_status(engine).describe()}.")
+        raise typer.Exit(code=2)
+    sources = discover(paths)
+    total = sum(count_items(s) for s in sources)
+    ctx = RequestContext(
+        request_id="cli-load", base_url=settings.base_url or "http://localhost/fhir"
+    )
+    with Progress(
+        TextColumn("[bold]Loading"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_console(),
+        disable=quiet,
+    ) as progress:
+        task = progress.add_task("load", total=total)
+        report = load_sources(
+            engine,
+            ctx,
+            sources,
+            progress=lambda n: progress.advance(task, n),
+            max_depth=settings.max_json_depth,
+        )
+    engine.dispose()
+    table = Table(title=f"Loaded {report.total_loaded} resources from {report.files} file(s)")
+    table.add_column("Resource type")
+    table.add_column("Loaded", justify="right")
+    for resource_type, count in summary_rows(report):
+        table.add_row(resource_type, str(count))
+    _console().print(table)
+    if report.rejected:
+        rejected = Table(title=f"Rejected: {len(report.rejected)}", title_style="red")
+        rejected.add_column("Where")
+        rejected.add_column("Status", justify="right")
+        rejected.add_column("Why")
+        for item in report.rejected[:50]:
+            rejected.add_row(item.where, str(item.status), item.reason)
+        _console().print(rejected)
+        if len(report.rejected) > 50:
+            _console().print(f"... and {len(report.rejected) - 50} more.")
+        raise typer.Exit(code=1)
+
+
+def main() -> None:
+    """Entry point of the ``careregister`` console script."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app(prog_name="careregister")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Who is asking and where: the context every interaction runs in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from register.storage import EVERYTHING, Visibility
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """One request's context: its id, the base URL links use, and what the requester may see.
+
+    ``visibility`` comes from the policy decision point; ``author_org`` is the organisation a
+    writer acts for (recorded with every version it writes).
+    """
+
+    request_id: str
+    base_url: str
+    visibility: Visibility = EVERYTHING
+    author_org: str | None = None
+    principal: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        """An absolute URL under the FHIR base for ``path`` (``Patient/1``)."""
+        return f"{self.base_url}/{path.lstrip('/')}"

@@ -1,0 +1,344 @@
+"""The one data-access layer for resources: versioned writes and policy-filtered reads.
+
+Every read function takes a :class:`Visibility` — what the requester may see, as decided by the
+policy decision point — and applies it as a SQL filter, so a hidden resource is absent exactly as
+a missing one is (no 403 that reveals existence, no count that includes it). Writes keep
+``resource`` (current version) and ``resource_version`` (every version) in step with the search
+indexes, all inside the caller's transaction.
+
+FHIR references: https://hl7.org/fhir/R4/http.html (read, vread, update, delete, history).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import Connection, Table, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.expression import ColumnElement
+
+from register import search_index
+from register.errors import conflict
+from register.schema import resource_table, version_table
+
+R = resource_table
+V = version_table
+
+
+class Visibility(Protocol):
+    """What a requester may see, as a SQL condition over ``resource`` rows (None: everything)."""
+
+    def resource_clause(self, resource: Table) -> ColumnElement[bool] | None:
+        """A condition a ``resource`` row must meet to be visible, or None for no limit."""
+        ...
+
+
+class _Everything:
+    """Visibility for the register's own work (migrations, loading, indexing): no limit."""
+
+    def resource_clause(self, resource: Table) -> ColumnElement[bool] | None:
+        return None
+
+    def __repr__(self) -> str:
+        return "EVERYTHING"
+
+
+EVERYTHING: Visibility = _Everything()
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One stored version of a resource, with its body as the stored JSON bytes."""
+
+    resource_type: str
+    resource_id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: bytes | None
+    method: str = "PUT"
+    resource_pk: int = 0
+
+    @property
+    def etag(self) -> str:
+        """The weak ETag of this version, as FHIR uses it."""
+        return f'W/"{self.version_id}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the access policy needs to know about a resource, kept beside its body."""
+
+    patient_id: str | None = None
+    author_org: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """The current row of a resource, as read for a write (locked on PostgreSQL)."""
+
+    pk: int
+    version_id: int
+    deleted: bool
+    content: bytes | None
+    author_org: str | None
+
+
+def _visible(query, visibility: Visibility):  # type: ignore[no-untyped-def]
+    clause = visibility.resource_clause(R)
+    return query if clause is None else query.where(clause)
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+def read(
+    conn: Connection, visibility: Visibility, resource_type: str, resource_id: str
+) -> Version | None:
+    """The current version of a resource (possibly a deletion), if it exists and is visible."""
+    query = select(R.c.pk, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content).where(
+        R.c.resource_type == resource_type, R.c.resource_id == resource_id
+    )
+    row = conn.execute(_visible(query, visibility)).first()
+    if row is None:
+        return None
+    return Version(
+        resource_type,
+        resource_id,
+        row.version_id,
+        row.last_updated,
+        row.deleted,
+        row.content,
+        "DELETE" if row.deleted else "PUT",
+        row.pk,
+    )
+
+
+def vread(
+    conn: Connection,
+    visibility: Visibility,
+    resource_type: str,
+    resource_id: str,
+    version_id: int,
+) -> Version | None:
+    """One version of a resource, if it exists and the resource is visible."""
+    query = (
+        select(V.c.version_id, V.c.last_updated, V.c.deleted, V.c.content, V.c.method, R.c.pk)
+        .select_from(V.join(R, V.c.resource_pk == R.c.pk))
+        .where(
+            V.c.resource_type == resource_type,
+            V.c.resource_id == resource_id,
+            V.c.version_id == version_id,
+        )
+    )
+    row = conn.execute(_visible(query, visibility)).first()
+    if row is None:
+        return None
+    return Version(
+        resource_type,
+        resource_id,
+        row.version_id,
+        row.last_updated,
+        row.deleted,
+        row.content,
+        row.method,
+        row.pk,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """Versions newest first, and the position to continue from (None: no more)."""
+
+    versions: list[Version]
+    next_before: int | None
+
+
+def history(
+    conn: Connection,
+    visibility: Visibility,
+    *,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    since: datetime | None = None,
+    at_or_before: datetime | None = None,
+    count: int = 20,
+    before: int | None = None,
+) -> HistoryPage:
+    """Versions of one resource, one type, or everything, newest first, a page at a time.
+
+    ``before`` is the position returned by the previous page, so paging stays correct while
+    others write (new versions land before the first page, not inside later ones).
+    """
+    query = (
+        select(
+            V.c.pk.label("vpk"),
+            V.c.resource_type,
+            V.c.resource_id,
+            V.c.version_id,
+            V.c.last_updated,
+            V.c.deleted,
+            V.c.content,
+            V.c.method,
+            R.c.pk,
+        )
+        .select_from(V.join(R, V.c.resource_pk == R.c.pk))
+        .order_by(V.c.pk.desc())
+        .limit(count + 1)
+    )
+    if resource_type is not None:
+        query = query.where(V.c.resource_type == resource_type)
+    if resource_id is not None:
+        query = query.where(V.c.resource_id == resource_id)
+    if since is not None:
+        query = query.where(V.c.last_updated >= since)
+    if at_or_before is not None:
+        query = query.where(V.c.last_updated <= at_or_before)
+    if before is not None:
+        query = query.where(V.c.pk < before)
+    rows = conn.execute(_visible(query, visibility)).all()
+    versions = [
+        Version(
+            row.resource_type,
+            row.resource_id,
+            row.version_id,
+            row.last_updated,
+            row.deleted,
+            row.content,
+            row.method,
+            row.pk,
+        )
+        for row in rows[:count]
+    ]
+    next_before = rows[count - 1].vpk if len(rows) > count else None
+    return HistoryPage(versions, next_before)
+
+
+def read_many(conn: Connection, visibility: Visibility, pks: Sequence[int]) -> dict[int, Version]:
+    """Current versions by resource pk (for search pages and includes), visible ones only."""
+    if not pks:
+        return {}
+    query = select(
+        R.c.pk,
+        R.c.resource_type,
+        R.c.resource_id,
+        R.c.version_id,
+        R.c.last_updated,
+        R.c.deleted,
+        R.c.content,
+    ).where(R.c.pk.in_(list(pks)), R.c.deleted.is_(False))
+    return {
+        row.pk: Version(
+            row.resource_type,
+            row.resource_id,
+            row.version_id,
+            row.last_updated,
+            row.deleted,
+            row.content,
+            "PUT",
+            row.pk,
+        )
+        for row in conn.execute(_visible(query, visibility))
+    }
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+
+def current_for_write(conn: Connection, resource_type: str, resource_id: str) -> Current | None:
+    """The current row of a resource, locked against concurrent writers until commit."""
+    query = (
+        select(R.c.pk, R.c.version_id, R.c.deleted, R.c.content, R.c.author_org)
+        .where(R.c.resource_type == resource_type, R.c.resource_id == resource_id)
+        .with_for_update()
+    )
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return Current(row.pk, row.version_id, row.deleted, row.content, row.author_org)
+
+
+def write_version(
+    conn: Connection,
+    *,
+    resource_type: str,
+    resource_id: str,
+    current: Current | None,
+    content: bytes | None,
+    resource: dict | None,
+    last_updated: datetime,
+    method: str,
+    facts: Facts,
+) -> Version:
+    """Store a new version (``content`` None means a deletion) and bring the indexes in step.
+
+    ``current`` must come from :func:`current_for_write` in the same transaction.
+    """
+    deleted = content is None
+    version_id = 1 if current is None else current.version_id + 1
+    values = {
+        "version_id": version_id,
+        "last_updated": last_updated,
+        "deleted": deleted,
+        "content": content,
+        "patient_id": facts.patient_id,
+        "author_org": facts.author_org,
+    }
+    if current is None:
+        try:
+            with conn.begin_nested():
+                pk, stored = conn.execute(
+                    insert(R)
+                    .values(resource_type=resource_type, resource_id=resource_id, **values)
+                    .returning(R.c.pk, R.c.content)
+                ).one()
+        except IntegrityError:
+            raise conflict(
+                f"{resource_type}/{resource_id} was created by another request at the same "
+                "time; retry."
+            ) from None
+    else:
+        pk = current.pk
+        stored = conn.execute(
+            update(R).where(R.c.pk == pk).values(**values).returning(R.c.content)
+        ).scalar_one()
+        search_index.unindex_resource(conn, pk)
+    conn.execute(
+        insert(V).values(
+            resource_pk=pk,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            version_id=version_id,
+            last_updated=last_updated,
+            method=method,
+            deleted=deleted,
+            content=content,
+        )
+    )
+    if resource is not None:
+        search_index.index_resource(conn, pk, resource_type, resource)
+    # ``stored`` is the body as the database keeps it (PostgreSQL normalises JSONB), so the
+    # response to a write is byte for byte what later reads will serve.
+    return Version(
+        resource_type, resource_id, version_id, last_updated, deleted, stored, method, pk
+    )
+
+
+def erase_everything(conn: Connection) -> None:
+    """Remove every resource and version (tests and demo resets only)."""
+    search_index.unindex_all(conn)
+    conn.execute(delete(V))
+    conn.execute(delete(R))
+
+
+def count_current(conn: Connection, resource_type: str | None = None) -> int:
+    """How many live (not deleted) resources there are, of one type or all."""
+    from sqlalchemy import func
+
+    query = select(func.count()).select_from(R).where(R.c.deleted.is_(False))
+    if resource_type is not None:
+        query = query.where(and_(R.c.resource_type == resource_type))
+    return int(conn.execute(query).scalar_one())
