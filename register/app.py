@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.routing import Route as StarletteRoute
 
 from register.api.errors import install_error_handlers
-from register.api.fhir_routes import build_router
+from register.api.fhir_routes import build_dispatcher
 from register.api.middleware import RequestMiddleware
 from register.api.ops_routes import router as ops_router
-from register.db import create_db_engine
+from register.db import Database, create_db_engine
 from register.settings import Settings, get_settings
 
 
@@ -23,10 +24,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         settings.resolved_database_url, pool_size=settings.db_pool_size
     )
 
+    db = Database(engine)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        engine.dispose()
+        db.dispose()
 
     app = FastAPI(
         title="Shared Care Register",
@@ -38,8 +41,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.db = db
     install_error_handlers(app)
     app.include_router(ops_router)
-    app.include_router(build_router())
+    dispatcher = build_dispatcher()
+    # One route catches everything under /fhir (with or without a trailing slash) and hands it
+    # to the FHIR dispatcher; Starlette's exception handlers still apply.
+    app.router.routes.append(StarletteRoute("/fhir{rest:path}", endpoint=dispatcher))
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -7,6 +7,8 @@ at READ COMMITTED with row locks taken explicitly where a version number is read
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,42 +54,111 @@ def _sqlite_engine(url: str, *, pool_size: int) -> Engine:
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size * 2,
     )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let us issue BEGIN ourselves (pysqlite's implicit transactions are deferred).
+        # Autocommit at the driver: we issue BEGIN ourselves (see write_transaction), so a
+        # one-statement read costs no BEGIN/COMMIT round and a write takes the lock up front.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get("register_write"):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            connection.exec_driver_sql("BEGIN")
-
     return engine
+
+
+def _begin(conn: Connection, statement: str) -> None:
+    """Start a SQLite transaction on the driver connection (pysqlite issues none itself)."""
+    conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
 
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection in a write transaction: committed on success, rolled back on any error."""
-    with engine.connect() as conn:
-        conn = conn.execution_options(register_write=True)
-        with conn.begin():
-            yield conn
+    """A connection in a write transaction: committed on success, rolled back on any error.
+
+    On SQLite the transaction starts with ``BEGIN IMMEDIATE`` so concurrent writers queue for
+    the lock instead of failing half-way through.
+    """
+    with engine.connect() as conn, conn.begin():
+        if engine.dialect.name == "sqlite":
+            _begin(conn, "BEGIN IMMEDIATE")
+        yield conn
 
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection in a read-only transaction, so a multi-query read sees one snapshot."""
+    """A connection in a read transaction, so a multi-query read sees one snapshot."""
     with engine.connect() as conn, conn.begin():
+        if engine.dialect.name == "sqlite":
+            _begin(conn, "BEGIN")
         yield conn
+
+
+class Database:
+    """The service's handle on its database: the engine and the ways requests use it.
+
+    SQLite reads run on a connection kept per thread (checking one out of the pool for every
+    request costs more than the read itself); PostgreSQL reads use the pool.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+
+    @contextmanager
+    def read(self, *, snapshot: bool = True) -> Iterator[Connection]:
+        """A connection for reading; ``snapshot`` makes several queries see one state."""
+        if not self.is_sqlite:
+            with read_transaction(self.engine) as conn:
+                yield conn
+            return
+        conn = self._thread_connection()
+        try:
+            with conn.begin():
+                if snapshot:
+                    _begin(conn, "BEGIN")
+                yield conn
+        except BaseException:
+            self._drop_thread_connection()
+            raise
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection in a write transaction (all or nothing).
+
+        On SQLite, writers in this process queue on a lock before asking SQLite for its write
+        lock: SQLite's own busy wait sleeps and retries, which under load gave second-long tails.
+        """
+        if self.is_sqlite:
+            with self._write_lock, write_transaction(self.engine) as conn:
+                yield conn
+            return
+        with write_transaction(self.engine) as conn:
+            yield conn
+
+    def _thread_connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self.engine.connect()
+            self._local.conn = conn
+        return conn
+
+    def _drop_thread_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def dispose(self) -> None:
+        """Close this thread's connection and the pool's idle ones."""
+        self._drop_thread_connection()
+        self.engine.dispose()
 
 
 def is_postgres(engine: Engine | Connection) -> bool:

@@ -48,3 +48,55 @@ def configure_logging(level: str = "info") -> None:
     access.handlers[:] = []
     access.propagate = False
     access.disabled = True
+    request_log.enabled = logging.getLogger("register.request").isEnabledFor(logging.INFO)
+    request_log.sink = _LineWriter(sys.stdout)
+
+
+class _LineWriter:
+    """Writes whole lines to a text stream's underlying binary buffer, flushing each."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, line: bytes) -> None:
+        buffer = getattr(self._stream, "buffer", None)
+        if buffer is None:
+            self._stream.write(line.decode())
+            self._stream.flush()
+            return
+        self._stream.flush()  # keep ordering with text written through the handler
+        buffer.write(line)
+        buffer.flush()
+
+
+class RequestLog:
+    """Writes the one-line-per-request log.
+
+    Served processes write each line straight to stdout as JSON (measured: going through
+    ``logging`` cost a tenth of a read's time); without a sink — in tests and embedded use — lines
+    go to the ``register.request`` logger instead.
+    """
+
+    def __init__(self) -> None:
+        self.sink: Any = None
+        self.enabled = True
+        self._logger = logging.getLogger("register.request")
+
+    def write(self, fields: dict[str, Any]) -> None:
+        """Record one request's fields (no bodies, no identifiers: the caller ensures it)."""
+        if not self.enabled:
+            return
+        if self.sink is None:
+            self._logger.info("request", extra=fields)
+            return
+        line = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": "info",
+            "logger": "register.request",
+            "msg": "request",
+            **fields,
+        }
+        self.sink.write(orjson.dumps(line) + b"\n")
+
+
+request_log = RequestLog()

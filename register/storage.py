@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Connection, Table, and_, delete, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -95,14 +95,18 @@ def _visible(query, visibility: Visibility):  # type: ignore[no-untyped-def]
 # --- reads -------------------------------------------------------------------------------------
 
 
+_READ = select(R.c.pk, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content).where(
+    R.c.resource_type == bindparam("rtype"), R.c.resource_id == bindparam("rid")
+)
+
+
 def read(
     conn: Connection, visibility: Visibility, resource_type: str, resource_id: str
 ) -> Version | None:
     """The current version of a resource (possibly a deletion), if it exists and is visible."""
-    query = select(R.c.pk, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content).where(
-        R.c.resource_type == resource_type, R.c.resource_id == resource_id
-    )
-    row = conn.execute(_visible(query, visibility)).first()
+    clause = visibility.resource_clause(R)
+    query = _READ if clause is None else _READ.where(clause)
+    row = conn.execute(query, {"rtype": resource_type, "rid": resource_id}).first()
     if row is None:
         return None
     return Version(

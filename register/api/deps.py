@@ -12,7 +12,7 @@ from starlette.requests import Request
 from fhir_adapters.json_body import parse_json
 from register.api.negotiation import check_body_type
 from register.context import RequestContext
-from register.db import read_transaction, write_transaction
+from register.db import Database
 from register.settings import Settings
 
 T = TypeVar("T")
@@ -28,12 +28,27 @@ def engine_of(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
+def db_of(request: Request) -> Database:
+    """The app's database handle."""
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+_BASE_URLS: dict[tuple[str, str, str], str] = {}
+
+
 def base_url(request: Request) -> str:
     """The FHIR base URL: the configured one, or the one this request came in on."""
     configured = settings_of(request).base_url
     if configured:
         return configured
-    return str(request.base_url).rstrip("/") + "/fhir"
+    scope = request.scope
+    key = (scope.get("scheme", "http"), request.headers.get("host", ""), scope.get("root_path", ""))
+    cached = _BASE_URLS.get(key)
+    if cached is None:
+        cached = str(request.base_url).rstrip("/") + "/fhir"
+        if len(_BASE_URLS) < 256:  # a handful of host names in practice; never unbounded
+            _BASE_URLS[key] = cached
+    return cached
 
 
 def context(request: Request) -> RequestContext:
@@ -51,12 +66,20 @@ async def json_body(request: Request, *, patch: bool = False) -> Any:
     return parse_json(body, max_depth=settings_of(request).max_json_depth)
 
 
-async def in_read(request: Request, work: Callable[[Connection], T]) -> T:
-    """Run ``work`` in a read transaction on a worker thread."""
-    engine = engine_of(request)
+async def in_read(request: Request, work: Callable[[Connection], T], *, quick: bool = False) -> T:
+    """Run ``work`` in a read transaction.
+
+    ``quick`` reads (one indexed lookup) on SQLite run right on the event loop: they take a few
+    microseconds, less than handing them to a worker thread would. Everything else runs on a
+    worker thread so a long query never stalls other requests.
+    """
+    db = db_of(request)
+    if quick and db.is_sqlite:
+        with db.read(snapshot=False) as conn:
+            return work(conn)
 
     def run() -> T:
-        with read_transaction(engine) as conn:
+        with db.read() as conn:
             return work(conn)
 
     return await run_in_threadpool(run)
@@ -64,10 +87,10 @@ async def in_read(request: Request, work: Callable[[Connection], T]) -> T:
 
 async def in_write(request: Request, work: Callable[[Connection], T]) -> T:
     """Run ``work`` in a write transaction on a worker thread (all or nothing)."""
-    engine = engine_of(request)
+    db = db_of(request)
 
     def run() -> T:
-        with write_transaction(engine) as conn:
+        with db.write() as conn:
             return work(conn)
 
     return await run_in_threadpool(run)

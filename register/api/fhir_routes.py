@@ -7,32 +7,19 @@ the CapabilityStatement, so what is advertised is what is routed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_adapters.capability import capability_statement
 from register import interactions, operations, reads, search, transactions
 from register.api.deps import context, in_read, in_write, json_body, settings_of
+from register.api.dispatch import FhirDispatcher, Route
 from register.api.negotiation import check_body_type, prefer, response_format
 from register.api.responses import fhir_response, version_headers, write_response
 from register.errors import bad_request
 from register.search_capabilities import searchable_parameters
-
-
-@dataclass(frozen=True)
-class Route:
-    """One row of the interaction table: FHIR interaction code, level, HTTP method and path."""
-
-    interaction: str
-    level: str
-    method: str
-    path: str
-    endpoint: Callable[..., Awaitable[Response]]
 
 
 def _params(request: Request) -> list[tuple[str, str]]:
@@ -232,7 +219,7 @@ async def read(request: Request, resource_type: str, resource_id: str) -> Respon
     fmt = response_format(request)
     ctx = context(request)
     version = await in_read(
-        request, lambda conn: interactions.read(conn, ctx, resource_type, resource_id)
+        request, lambda conn: interactions.read(conn, ctx, resource_type, resource_id), quick=True
     )
     headers = version_headers(version, ctx, location=False)
     if_none_match = request.headers.get("if-none-match")
@@ -343,6 +330,7 @@ async def vread(
     version = await in_read(
         request,
         lambda conn: interactions.vread(conn, ctx, resource_type, resource_id, version_id),
+        quick=True,
     )
     return fhir_response(
         version.content, fmt=fmt, headers=version_headers(version, ctx, location=False)
@@ -397,16 +385,6 @@ ROUTES: list[Route] = [
 ]
 
 
-def build_router() -> APIRouter:
-    """An APIRouter with every route of the table, mounted at ``/fhir``."""
-    router = APIRouter(prefix="/fhir")
-    for route in ROUTES:
-        router.add_api_route(
-            route.path,
-            route.endpoint,
-            methods=[route.method],
-            include_in_schema=True,
-            name=f"{route.interaction}:{route.method}:{route.path}",
-            response_class=Response,
-        )
-    return router
+def build_dispatcher() -> FhirDispatcher:
+    """The ASGI app serving every route of the table under ``/fhir``."""
+    return FhirDispatcher(ROUTES)

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_adapters.operation_outcome import error, outcome_bytes
+from register.logs import request_log
 
 log = logging.getLogger("register.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -62,15 +63,16 @@ class RequestMiddleware:
                 await _server_error(send_with_id, request_id)
         finally:
             route = scope.get("route")
-            log.info(
-                "request",
-                extra={
+            request_log.write(
+                {
                     "method": scope.get("method"),
-                    "path": getattr(route, "path", None) or "(unmatched)",
+                    "path": getattr(route, "template", None)
+                    or getattr(route, "path", None)
+                    or "(unmatched)",
                     "status": status_holder["status"],
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "request_id": request_id,
-                },
+                }
             )
 
     def _limited(self, receive: Receive) -> Receive:

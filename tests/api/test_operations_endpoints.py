@@ -56,3 +56,25 @@ def test_request_log_has_template_not_identifiers(client, caplog):
     assert isinstance(fields["duration_ms"], float)
     for secret in (rid, "9000000009", "Secretname"):
         assert secret not in line
+
+
+def test_served_request_log_writes_json_lines_without_identifiers(client, monkeypatch):
+    from register.logs import request_log
+
+    lines: list[bytes] = []
+
+    class Sink:
+        def write(self, line: bytes) -> None:
+            lines.append(line)
+
+    rid = client.post("/fhir/Patient", json=patient(family="Hiddenname")).json()["id"]
+    monkeypatch.setattr(request_log, "sink", Sink())
+    client.get(f"/fhir/Patient/{rid}?identifier=9000000009")
+    client.get("/fhir/Nonsense/x/y/z/w")
+    assert len(lines) == 2
+    first, second = (orjson.loads(line) for line in lines)
+    assert all(line.endswith(b"\n") for line in lines)
+    assert first["path"] == "/fhir/{resource_type}/{resource_id}" and first["status"] == 200
+    assert second["status"] == 404
+    for secret in (rid, "9000000009", "Hiddenname"):
+        assert all(secret.encode() not in line for line in lines)

@@ -1,0 +1,159 @@
+"""Benchmark of the core: read-by-id and create, against a bare FastAPI ceiling, same run.
+
+    python -m benchmarks.bench_core [--postgres URL] [--workers 1] [--patients 2000]
+
+For each database: seed patients, start ``careregister serve``, drive it with wrk (random ids
+for reads; one Patient body for creates), then start the bare app returning the same bytes with
+the same server and worker count, and drive it the same way. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from benchmarks.harness import (
+    ROOT,
+    bare_server,
+    free_port,
+    lua_paths,
+    lua_post,
+    median_run,
+    register_server,
+    running,
+    temp_dir,
+)
+from register import interactions
+from register.context import RequestContext
+from register.db import create_db_engine, write_transaction
+from register.migrate import upgrade
+
+
+def patient(i: int) -> dict:
+    """A realistic UK Core-style Patient."""
+    nhs = f"{9000000000 + i:010d}"
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}],
+        "name": [{"use": "official", "family": f"Family{i}", "given": [f"Given{i}"]}],
+        "gender": random.choice(["male", "female"]),
+        "birthDate": date(1940 + i % 60, 1 + i % 12, 1 + i % 28).isoformat(),
+        "address": [{"line": [f"{i} High Street"], "city": "Preston", "postalCode": "PR1 1AA"}],
+    }
+
+
+def prepare_database(kind: str, postgres_url: str | None, workdir: Path) -> str:
+    """A fresh, migrated database URL of the given kind."""
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / 'bench.sqlite3'}"
+    assert postgres_url
+    base = make_url(postgres_url)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "careregister_bench" WITH (FORCE)'))
+        conn.execute(text('CREATE DATABASE "careregister_bench"'))
+    admin.dispose()
+    return base.set(database="careregister_bench").render_as_string(hide_password=False)
+
+
+def seed(url: str, count: int) -> tuple[list[str], bytes]:
+    """Create ``count`` patients; return their ids and one stored body."""
+    engine = create_db_engine(url)
+    upgrade(engine)
+    ctx = RequestContext(request_id="bench", base_url="http://127.0.0.1/fhir")
+    ids: list[str] = []
+    body = b""
+    with write_transaction(engine) as conn:
+        for i in range(count):
+            result = interactions.create(conn, ctx, patient(i))
+            ids.append(result.version.resource_id)
+            body = result.version.content or b""
+    engine.dispose()
+    return ids, body
+
+
+def measure(kind: str, args: argparse.Namespace) -> list[dict]:
+    """Register and ceiling figures for one database kind."""
+    workdir = temp_dir()
+    url = prepare_database(kind, args.postgres, workdir)
+    ids, body = seed(url, args.patients)
+    sample = random.sample(ids, min(500, len(ids)))
+    read_script = lua_paths([f"/fhir/Patient/{i}" for i in sample], workdir)
+    post_script = lua_post(json.dumps(patient(10**6)).encode(), workdir)
+    (workdir / "body.bin").write_bytes(body)
+    rows = []
+    port = free_port()
+    env = {
+        "REGISTER_DATABASE_URL": url,
+        "REGISTER_DATA_DIR": str(workdir / "data"),
+        "REGISTER_LOG_LEVEL": "info",
+        "REGISTER_BASE_URL": f"http://127.0.0.1:{port}/fhir",
+    }
+    runs = {"runs": args.runs, "seconds": args.seconds}
+    with running(register_server(port, env, args.workers), env, f"http://127.0.0.1:{port}/ready"):
+        base = f"http://127.0.0.1:{port}"
+        ours_read = median_run(base + "/", script=read_script, **runs)
+        ours_create = median_run(base + "/fhir/Patient", script=post_script, **runs)
+    bare_port = free_port()
+    bare_env = {"BARE_BODY_FILE": str(workdir / "body.bin"), "PYTHONPATH": str(ROOT)}
+    with running(
+        bare_server(bare_port, args.workers),
+        bare_env,
+        f"http://127.0.0.1:{bare_port}/fhir/Patient/x",
+    ):
+        base = f"http://127.0.0.1:{bare_port}"
+        bare_read = median_run(base + "/", script=read_script, **runs)
+        bare_create = median_run(base + "/fhir/Patient", script=post_script, **runs)
+    for what, ours, bare in (
+        ("read by id", ours_read, bare_read),
+        ("create Patient", ours_create, bare_create),
+    ):
+        rows.append(
+            {
+                "what": what,
+                "db": kind,
+                "workers": args.workers,
+                "patients": args.patients,
+                "ours_rps": ours.rps,
+                "ours_p50": ours.p50_ms,
+                "ours_p99": ours.p99_ms,
+                "bare_rps": bare.rps,
+                "ratio": ours.rps / bare.rps,
+                "errors": ours.errors,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    """Run the benchmark and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--postgres", help="PostgreSQL server URL (a bench database is made)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--patients", type=int, default=2000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    random.seed(7)
+    kinds = ["sqlite"] + (["postgresql"] if args.postgres else [])
+    rows = [row for kind in kinds for row in measure(kind, args)]
+    print(
+        "| what | database | workers | data | ours req/s | p50 ms | p99 ms | bare req/s | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['what']} | {r['db']} | {r['workers']} | {r['patients']} patients | "
+            f"{r['ours_rps']:.0f} | {r['ours_p50']:.2f} | {r['ours_p99']:.2f} | "
+            f"{r['bare_rps']:.0f} | {r['ratio']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
