@@ -82,7 +82,7 @@ class Component:
     terms: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SearchParameter:
     """One search parameter as it applies to one resource type.
 
@@ -101,6 +101,9 @@ class SearchParameter:
     modifiers: frozenset[str] = frozenset()
     comparators: frozenset[str] = frozenset()
     _needs: tuple[frozenset[str] | None, ...] = field(default=(), compare=False, repr=False)
+
+    def __repr__(self) -> str:
+        return f"<SearchParameter {self.resource_type}.{self.name} ({self.type})>"
 
     def evaluate(self, resource: Mapping[str, Any]) -> list[Node]:
         """Evaluate the expression on a resource, as ``(type name, JSON value)`` pairs.
