@@ -132,3 +132,13 @@ def resolve_bundle_references(bundle: Resource) -> list[Resource]:
             resource["id"] = full_url[len("urn:uuid:"):]
         resources.append(resource)
     return resources
+
+
+@pytest.fixture(scope="session")
+def load_example() -> Any:
+    """A function reading one HL7 example file by name (a fresh copy each call)."""
+
+    def load(name: str) -> Resource:
+        return json.loads(_require(DATA_DIR / "fhir-examples" / name).read_text())
+
+    return load
