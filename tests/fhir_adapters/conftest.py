@@ -142,3 +142,9 @@ def load_example() -> Any:
         return json.loads(_require(DATA_DIR / "fhir-examples" / name).read_text())
 
     return load
+
+
+@pytest.fixture(scope="session")
+def synthea_records(synthea_bundles: list[Resource]) -> list[list[Resource]]:
+    """Each Synthea Bundle's resources with references resolved to ``Type/id``."""
+    return [resolve_bundle_references(bundle) for bundle in synthea_bundles]
