@@ -438,7 +438,10 @@ def _parse_chain(
         candidates = sorted(param.targets) if param.targets else resource_types()
     alternatives: list[Criterion] = []
     for target in candidates:
-        inner = _parse_criterion(target, rest, value, context)
+        try:
+            inner = _parse_criterion(target, rest, value, context)
+        except SearchParameterError as exc:
+            raise SearchParameterError(name, exc.message) from exc
         if inner is not None:
             alternatives.append(inner)
     if not alternatives:
@@ -465,7 +468,10 @@ def _parse_has(resource_type: str, name: str, value: str, context: _Context) -> 
         raise SearchParameterError(
             name, f"{source_type}.{reference_name} cannot refer to a {resource_type}"
         )
-    inner = _parse_criterion(source_type, rest, value, context)
+    try:
+        inner = _parse_criterion(source_type, rest, value, context)
+    except SearchParameterError as exc:
+        raise SearchParameterError(name, exc.message) from exc
     if inner is None:
         raise SearchParameterError(name, f"{rest!r} is not a search parameter of {source_type}")
     return ReverseChain(resource_type, source_type, reference, inner)

@@ -322,3 +322,14 @@ def test_composite_pairs_come_from_the_same_component(load_example: Any) -> None
     assert ("8480-6", Decimal(60)) not in pairs and ("8462-4", Decimal(107)) not in pairs
     # the panel itself has no value, so code-value-quantity has no rows
     assert rows(bp, "code-value-quantity") == []
+
+
+def test_numbers() -> None:
+    assessment = {"resourceType": "RiskAssessment", "status": "final",
+                  "subject": {"reference": "Patient/p"},
+                  "prediction": [{"probabilityDecimal": 0.25},
+                                 {"probabilityRange": {"low": {"value": 0.1}}}]}
+    # the Range form of probability has no single number to index
+    assert rows(assessment, "probability") == [
+        NumberEntry("probability", Decimal("0.25"), Decimal("0.245"), Decimal("0.255"))
+    ]
