@@ -476,13 +476,13 @@ def _quantities(name: str, type_name: str | None, data: Any) -> list[IndexEntry]
         return []
     if type_name == "Range":
         low_q, high_q = data.get("low"), data.get("high")
-        low = to_decimal(low_q.get("value")) if isinstance(low_q, Mapping) else None
-        high = to_decimal(high_q.get("value")) if isinstance(high_q, Mapping) else None
-        if low is None and high is None:
+        bottom = to_decimal(low_q.get("value")) if isinstance(low_q, Mapping) else None
+        top = to_decimal(high_q.get("value")) if isinstance(high_q, Mapping) else None
+        if bottom is None and top is None:
             return []
-        unit_source = low_q if isinstance(low_q, Mapping) and low is not None else high_q
+        unit_source = low_q if isinstance(low_q, Mapping) and bottom is not None else high_q
         assert isinstance(unit_source, Mapping)
-        return [QuantityEntry(name, None, low, high, unit_source.get("system"),
+        return [QuantityEntry(name, None, bottom, top, unit_source.get("system"),
                               unit_source.get("code"), unit_source.get("unit"))]
     if type_name is not None and type_name not in _QUANTITY_TYPES:
         return []  # SampledData and the like carry no single value

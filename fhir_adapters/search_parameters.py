@@ -253,7 +253,9 @@ def evaluate_term(
     if plain is not None:
         return plain.run(target)
     if isinstance(target, tuple):
-        argument: Any = ResourceNode.create_node(target[1], target[0])
+        argument: Any = ResourceNode.create_node(  # type: ignore[no-untyped-call]
+            target[1], target[0]
+        )
     else:
         argument = target
     results: list[Node] = []

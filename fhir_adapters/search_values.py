@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 DATE_MIN = datetime(1, 1, 1, tzinfo=UTC)
 """Lower bound used for an open start (e.g. a Period without ``start``)."""
@@ -189,8 +189,8 @@ Prefix = Literal["eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap"]
 PREFIXES: frozenset[str] = frozenset({"eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap"})
 
 
-def range_matches(prefix: str, search_low: object, search_high: object,
-                  target_low: object, target_high: object) -> bool:
+def range_matches(prefix: str, search_low: Any, search_high: Any,
+                  target_low: Any, target_high: Any) -> bool:
     """Whether a target range satisfies a prefixed search range (R4 search page, prefix table).
 
     All ranges are half-open ``[low, high)``; ``None`` means unbounded on that side. This is the
@@ -198,8 +198,8 @@ def range_matches(prefix: str, search_low: object, search_high: object,
     already widened by the parser). Works for datetimes and Decimals alike.
     """
 
-    def lt(a: object, b: object) -> bool:
-        return a < b  # type: ignore[operator]
+    def lt(a: Any, b: Any) -> bool:
+        return bool(a < b)
 
     s_lo, s_hi, t_lo, t_hi = search_low, search_high, target_low, target_high
     contains = (s_lo is None or (t_lo is not None and not lt(t_lo, s_lo))) and (

@@ -29,8 +29,9 @@ def rows(resource: dict[str, Any], param: str, **kw: Any) -> list[IndexEntry]:
     return [entry for entry in extract(resource, **kw) if entry.param == param]
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int = 1, day: int = 1, hour: int = 0, minute: int = 0,
+        second: int = 0, micro: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -380,7 +380,7 @@ def test_unknown_parameters_are_reported_not_raised() -> None:
 
 
 def test_empty_values_are_ignored() -> None:
-    assert parse("Patient", ("name", ""), ("gender", "male,")).criteria[0].values == (
+    assert single_test(parse("Patient", ("name", ""), ("gender", "male,"))).values == (
         TokenValue(TokenForm.CODE, None, "male"),
     )
 

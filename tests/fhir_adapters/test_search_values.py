@@ -27,8 +27,9 @@ def span(text: str) -> tuple[datetime, datetime]:
     return parsed.low, parsed.high
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int = 1, day: int = 1, hour: int = 0, minute: int = 0,
+        second: int = 0, micro: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
 # -- dates: the R4 search page's prefix rules, applied to implicit ranges ----------------------
@@ -237,3 +238,27 @@ def test_reference_parsing() -> None:
     assert (external.kind, external.target_type, external.target_id) == (
         "absolute", "Patient", None
     )
+
+
+NAME_PART = st.text(alphabet="abcdefghijklmnopqrstuvwxyzéèöüñçåßÀÉÖ'-", min_size=1, max_size=12)
+
+
+@given(family=NAME_PART, given_names=st.lists(NAME_PART, min_size=1, max_size=3),
+       data=st.data())
+def test_any_prefix_of_any_name_part_finds_the_patient(
+    family: str, given_names: list[str], data: st.DataObject
+) -> None:
+    """Indexed ``value_norm`` starts with the normalised query value, whatever case/accents."""
+    patient = {"resourceType": "Patient", "name": [{"family": family, "given": given_names}]}
+    indexed = [e.value_norm for e in extract(patient) if e.param == "name"
+               and hasattr(e, "value_norm")]
+    part = data.draw(st.sampled_from([family, *given_names]))
+    cut = data.draw(st.integers(1, len(part)))
+    typed = data.draw(st.sampled_from([str.upper, str.lower, str.title]))(part[:cut])
+    test = parse_query("Patient", [("name", typed)]).criteria[0]
+    assert isinstance(test, ParameterTest)
+    [value] = test.values
+    assert hasattr(value, "normalised")
+    query = value.normalised
+    if query:  # a query of only marks/spaces normalises to nothing and matches everything
+        assert any(norm.startswith(query) for norm in indexed)
