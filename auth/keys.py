@@ -50,6 +50,7 @@ _CURVES: dict[str, type[ec.EllipticCurve]] = {
     "P-384": ec.SECP384R1,
     "P-521": ec.SECP521R1,
 }
+_CURVE_BY_NAME = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 _COORDINATE_BYTES = {"P-256": 32, "P-384": 48, "P-521": 66}
 
 
@@ -73,7 +74,7 @@ def public_jwk(public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> dict
         return {"kty": "RSA", "n": _b64url(_int_bytes(numbers.n)),
                 "e": _b64url(_int_bytes(numbers.e))}
     if isinstance(public_key, ec.EllipticCurvePublicKey):
-        crv = {cls.name: name for name, cls in _CURVES.items()}.get(public_key.curve.name)
+        crv = _CURVE_BY_NAME.get(public_key.curve.name)
         if crv is None:
             raise ValueError("unsupported curve")
         point = public_key.public_numbers()

@@ -178,7 +178,7 @@ def _fhir_user(role: Role, value: Any) -> str | None:
     match = _REFERENCE.match(value) if isinstance(value, str) else None
     if match is None or match.group("type") not in _FHIR_USER_TYPES[role]:
         raise TokenError(TokenErrorReason.INVALID_CLAIM)
-    return value
+    return match.group(0)
 
 
 def _organisation(role: Role, value: Any) -> str | None:

@@ -55,8 +55,7 @@ def hs_token(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> s
     return f"{signing_input}.{b64url(mac)}"
 
 
-def sign_raw(header: dict[str, Any], claims: dict[str, Any],
-             private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
+def sign_raw(header: dict[str, Any], claims: dict[str, Any], private_key: Any) -> str:
     """Sign arbitrary header and claims with ``cryptography`` directly (ES* or RS* by key type;
     hash from the header's alg), so tests can build tokens our own API would never produce."""
     signing_input = f"{b64url_json(header)}.{b64url_json(claims)}".encode("ascii")
@@ -67,8 +66,10 @@ def sign_raw(header: dict[str, Any], claims: dict[str, Any],
         r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(digest)))
         size = (private_key.curve.key_size + 7) // 8
         signature = r.to_bytes(size, "big") + s.to_bytes(size, "big")
-    else:
+    elif isinstance(private_key, rsa.RSAPrivateKey):
         signature = private_key.sign(signing_input, padding.PKCS1v15(), digest)
+    else:
+        raise TypeError("only EC and RSA keys sign here")
     return f"{signing_input.decode('ascii')}.{b64url(signature)}"
 
 

@@ -62,7 +62,8 @@ def test_a_duplicated_kid_matches_nothing() -> None:
 
 
 def test_not_a_jwks_document_is_refused() -> None:
-    for document in ({}, {"keys": "x"}, [], None):
+    documents: list[object] = [{}, {"keys": "x"}, [], None]
+    for document in documents:
         with pytest.raises(ValueError):
             JwkSet.from_jwks(document)
 

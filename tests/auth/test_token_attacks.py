@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -37,7 +38,7 @@ def refused(verifier: TokenVerifier, token: str) -> TokenErrorReason:
     return error.reason
 
 
-def valid_claims(**overrides) -> dict:
+def valid_claims(**overrides: Any) -> dict[str, Any]:
     claims = {
         "iss": ISSUER, "aud": AUDIENCE, "sub": "user-123", "iat": int(START),
         "nbf": int(START), "exp": int(START) + 300, "jti": "j-1", "scope": "user/*.cruds",
@@ -50,6 +51,18 @@ def valid_claims(**overrides) -> dict:
 @pytest.fixture
 def token(clinician_token: Callable[..., str]) -> str:
     return clinician_token()
+
+
+@pytest.fixture
+def sign_as_issuer(key_store: KeyStore) -> Callable[[dict[str, Any]], str]:
+    """Sign arbitrary claims with the issuer's real current key (to isolate claim checks)."""
+    current = key_store.current()
+    private = serialization.load_pem_private_key(current.private_pem, password=None)
+
+    def sign(claims: dict[str, Any]) -> str:
+        return sign_raw({"alg": "ES384", "kid": current.kid}, claims, private)
+
+    return sign
 
 
 # -- algorithm attacks -----------------------------------------------------------------------
@@ -199,58 +212,44 @@ def test_not_yet_valid_token_is_refused(verifier: TokenVerifier, clock: FakeCloc
     assert refused(verifier, early) is TokenErrorReason.NOT_YET_VALID
 
 
-def test_token_issued_in_the_future_is_refused(verifier: TokenVerifier,
-                                               key_store: KeyStore) -> None:
-    current = key_store.current()  # signed with the issuer's own key: only the time is wrong
-    signer = serialization.load_pem_private_key(current.private_pem, password=None)
+def test_token_issued_in_the_future_is_refused(verifier: TokenVerifier, sign_as_issuer) -> None:
     claims = valid_claims(iat=int(START) + 120, role="patient", fhirUser="Patient/p")
     del claims["nbf"]
-    forged = sign_raw({"alg": "ES384", "kid": current.kid}, claims, signer)
-    assert refused(verifier, forged) is TokenErrorReason.ISSUED_IN_FUTURE
+    assert refused(verifier, sign_as_issuer(claims)) is TokenErrorReason.ISSUED_IN_FUTURE
 
 
 @pytest.mark.parametrize("aud", ["https://other-register.example/fhir", ["https://x.example"],
                                  [], 42, None])
-def test_wrong_audience_is_refused(verifier: TokenVerifier, key_store: KeyStore, aud) -> None:
-    current = key_store.current()
-    signer = serialization.load_pem_private_key(current.private_pem, password=None)
+def test_wrong_audience_is_refused(verifier: TokenVerifier, sign_as_issuer, aud: Any) -> None:
     claims = valid_claims(aud=aud)
     if aud is None:
         del claims["aud"]
-    forged = sign_raw({"alg": "ES384", "kid": current.kid}, claims, signer)
+    forged = sign_as_issuer(claims)
     expected = TokenErrorReason.MISSING_CLAIM if aud is None else TokenErrorReason.WRONG_AUDIENCE
     assert refused(verifier, forged) is expected
 
 
-def test_wrong_issuer_is_refused(verifier: TokenVerifier, key_store: KeyStore) -> None:
-    current = key_store.current()
-    signer = serialization.load_pem_private_key(current.private_pem, password=None)
+def test_wrong_issuer_is_refused(verifier: TokenVerifier, sign_as_issuer) -> None:
     for iss in ("https://evil.example/auth", ISSUER + "/", None, 7):
-        claims = valid_claims(iss=iss)
-        forged = sign_raw({"alg": "ES384", "kid": current.kid}, claims, signer)
-        assert refused(verifier, forged) is TokenErrorReason.WRONG_ISSUER
+        assert refused(verifier, sign_as_issuer(valid_claims(iss=iss))) is (
+            TokenErrorReason.WRONG_ISSUER
+        )
 
 
 @pytest.mark.parametrize("missing", ["exp", "iat", "sub", "jti"])
-def test_missing_required_claims_are_refused(verifier: TokenVerifier, key_store: KeyStore,
+def test_missing_required_claims_are_refused(verifier: TokenVerifier, sign_as_issuer,
                                              missing: str) -> None:
-    current = key_store.current()
-    signer = serialization.load_pem_private_key(current.private_pem, password=None)
     claims = valid_claims()
     del claims[missing]
-    forged = sign_raw({"alg": "ES384", "kid": current.kid}, claims, signer)
-    assert refused(verifier, forged) is TokenErrorReason.MISSING_CLAIM
+    assert refused(verifier, sign_as_issuer(claims)) is TokenErrorReason.MISSING_CLAIM
 
 
-@pytest.mark.parametrize("exp", ["9999999999", True, float("inf"), [1]])
-def test_non_numeric_times_are_refused(verifier: TokenVerifier, key_store: KeyStore,
-                                       exp) -> None:
-    current = key_store.current()
-    signer = serialization.load_pem_private_key(current.private_pem, password=None)
-    if exp == float("inf"):
-        exp = 1e400  # JSON has no infinity; this overflows to inf when parsed
-    forged = sign_raw({"alg": "ES384", "kid": current.kid}, valid_claims(exp=exp), signer)
-    assert refused(verifier, forged) is TokenErrorReason.INVALID_CLAIM
+@pytest.mark.parametrize("exp", ["9999999999", True, float("inf"), float("nan"), [1]])
+def test_non_numeric_times_are_refused(verifier: TokenVerifier, sign_as_issuer,
+                                       exp: Any) -> None:
+    assert refused(verifier, sign_as_issuer(valid_claims(exp=exp))) is (
+        TokenErrorReason.INVALID_CLAIM
+    )
 
 
 # -- shape -----------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -78,7 +80,7 @@ def test_issuer_refuses_claims_the_verifier_would_reject(issuer: TokenIssuer) ->
 
 
 def test_lifetime_can_be_shortened_but_not_lengthened(issuer: TokenIssuer) -> None:
-    kwargs = dict(role=Role.SYSTEM, subject="lab-feed", client_id="lab-feed",
+    kwargs: dict[str, Any] = dict(role=Role.SYSTEM, subject="lab-feed", client_id="lab-feed",
                   scope="system/Observation.c", organisation="RXR")
     assert issuer.issue(**kwargs, lifetime=60).expires_in == 60
     assert issuer.issue(**kwargs, lifetime=86400).expires_in == 300
