@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import stat
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -174,22 +175,24 @@ class KeyStore:
         self._clock = clock
         self._keys: dict[str, SigningKey] = {}
         self._seen_mtime: int | None = None
+        self._mutex = threading.RLock()  # threads of one process; the file lock covers others
 
     # -- public API ---------------------------------------------------------------------
 
     def current(self) -> SigningKey:
         """The key to sign with now; generated (under a lock) when there is none."""
-        self._reload_if_changed()
-        key = self._newest_signer(self._clock())
-        if key is not None:
-            return key
-        with self._locked():
-            self._reload()
-            now = self._clock()
-            key = self._newest_signer(now)
-            if key is None:
-                key = self._create(now)
-            return key
+        with self._mutex:
+            self._reload_if_changed()
+            key = self._newest_signer(self._clock())
+            if key is not None:
+                return key
+            with self._locked():
+                self._reload()
+                now = self._clock()
+                key = self._newest_signer(now)
+                if key is None:
+                    key = self._create(now)
+                return key
 
     def rotate(self) -> SigningKey:
         """Retire every key that can still sign and make a new current key.
@@ -197,7 +200,7 @@ class KeyStore:
         Retired keys keep verifying for ``verify_grace`` seconds, so tokens they signed stay
         valid until they expire. Keys past that horizon are deleted.
         """
-        with self._locked():
+        with self._mutex, self._locked():
             self._reload()
             now = self._clock()
             for key in list(self._keys.values()):
@@ -209,15 +212,16 @@ class KeyStore:
 
     def prune(self) -> list[str]:
         """Delete keys that can no longer verify any valid token; their kids."""
-        with self._locked():
+        with self._mutex, self._locked():
             self._reload()
             return self._prune_locked(self._clock())
 
     def verification_keys(self) -> list[SigningKey]:
         """Keys whose signatures are still accepted, newest first."""
-        self._reload_if_changed()
-        now = self._clock()
-        live = [k for k in self._keys.values() if now <= k.not_after + self.verify_grace]
+        with self._mutex:
+            self._reload_if_changed()
+            now = self._clock()
+            live = [k for k in self._keys.values() if now <= k.not_after + self.verify_grace]
         return sorted(live, key=lambda k: (k.created_at, k.kid), reverse=True)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:

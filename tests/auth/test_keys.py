@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -181,3 +183,28 @@ def test_refuses_symmetric_or_unknown_algorithms(key_dir: Path) -> None:
     for alg in ("HS256", "none", "PS256"):
         with pytest.raises(ValueError):
             KeyStore(key_dir, algorithm=alg)
+
+
+def test_concurrent_first_use_generates_one_key(key_dir: Path, clock: FakeClock) -> None:
+    """Workers starting together (separate stores, one directory) agree on a single key."""
+    stores = [KeyStore(key_dir, clock=clock) for _ in range(8)]
+    barrier = threading.Barrier(len(stores))
+
+    def first_use(store: KeyStore) -> str:
+        barrier.wait()
+        return store.current().kid
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        kids = set(pool.map(first_use, stores))
+    assert len(kids) == 1
+    assert len(key_files(key_dir)) == 1
+
+
+def test_one_store_is_safe_to_share_between_threads(key_store: KeyStore) -> None:
+    def work(i: int) -> int:
+        if i % 10 == 0:
+            key_store.rotate()
+        return len(key_store.jwks()["keys"]) + len(key_store.current().kid)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(n > 0 for n in pool.map(work, range(40)))
