@@ -126,6 +126,10 @@ class RemoteJwks:
         self._fresh_until = float("-inf")
         self._last_attempt = float("-inf")
 
+    def close(self) -> None:
+        """Close the HTTP client (at application shutdown)."""
+        self._client.close()
+
     def key_for(self, kid: str) -> Mapping[str, Any] | None:
         """The key with this kid, fetching or refreshing the set when that is allowed."""
         with self._lock:

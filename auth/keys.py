@@ -287,8 +287,13 @@ class KeyStore:
             private = serialization.load_pem_private_key(pem, password=None)
             public = public_jwk(private.public_key())  # type: ignore[arg-type]
             kid = jwk_thumbprint(public)
-            if kid != data["kid"] or path.stem != kid or data["alg"] not in SIGNING_ALGORITHMS:
+            alg = data["alg"]
+            if kid != data["kid"] or path.stem != kid or alg not in SIGNING_ALGORITHMS:
                 raise ValueError("kid or algorithm does not match the key")
+            fits = (public.get("crv") == EC_CURVES[alg]) if alg.startswith("ES") else (
+                public["kty"] == "RSA")
+            if not fits:
+                raise ValueError("the key is not of the kind its algorithm needs")
             return SigningKey(kid=kid, alg=data["alg"], created_at=_epoch(data["created_at"]),
                               not_after=_epoch(data["not_after"]), private_pem=pem,
                               public=public)

@@ -208,3 +208,16 @@ def test_one_store_is_safe_to_share_between_threads(key_store: KeyStore) -> None
 
     with ThreadPoolExecutor(8) as pool:
         assert all(n > 0 for n in pool.map(work, range(40)))
+
+
+def test_refuses_a_key_file_whose_algorithm_does_not_fit_the_key(
+    key_store: KeyStore, key_dir: Path, clock: FakeClock
+) -> None:
+    key = key_store.current()  # an ES384 (P-384) key
+    path = key_dir / f"{key.kid}.json"
+    for wrong in ("RS384", "ES256"):
+        data = json.loads(path.read_text())
+        data["alg"] = wrong
+        path.write_text(json.dumps(data))
+        with pytest.raises(KeyStoreError, match="not a usable signing key"):
+            KeyStore(key_dir, clock=clock).current()
