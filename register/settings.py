@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +50,88 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, description="Processes `careregister serve` starts.")
     log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
     db_pool_size: int = Field(default=10, ge=1, description="Connections kept per process.")
+
+    # ---- auth: identity settings (owned by auth/; keep this block together) ------------------
+    auth_issuer: str | None = Field(
+        default=None,
+        description=(
+            "`iss` of the register's own access tokens (the embedded issuer). Unset: "
+            "`<base_url>/auth`."
+        ),
+    )
+    auth_audience: str | None = Field(
+        default=None,
+        description="`aud` access tokens must carry: the FHIR base URL. Unset: `base_url`.",
+    )
+    auth_allowed_algorithms: list[str] = Field(
+        default=["RS256", "RS384", "ES256", "ES384"],
+        description=(
+            "JWS algorithms accepted on access tokens and client assertions. Only RS256/384/512 "
+            "and ES256/384/512 may be listed; `none` and HS* are refused at start-up."
+        ),
+    )
+    auth_signing_algorithm: Literal["ES384", "RS384", "ES256", "RS256"] = Field(
+        default="ES384", description="Algorithm of the embedded issuer's signing keys."
+    )
+    auth_signing_key_days: int = Field(
+        default=90, ge=1, le=3650,
+        description="Days a signing key signs before a new one is generated automatically.",
+    )
+    auth_clock_skew_seconds: int = Field(
+        default=60, ge=0, le=300,
+        description="Leeway allowed on `exp`, `nbf` and `iat` for clocks that disagree.",
+    )
+    auth_token_lifetime_seconds: int = Field(
+        default=300, ge=60, le=24 * 3600, description="Lifetime of issued access tokens."
+    )
+    auth_external_issuer: str | None = Field(
+        default=None,
+        description="`iss` of an external identity provider whose tokens are also accepted.",
+    )
+    auth_external_jwks_url: str | None = Field(
+        default=None,
+        description="JWKS URL (https) of that provider; cached, refetched once on an unknown kid.",
+    )
+    auth_jwks_cache_seconds: int = Field(
+        default=300, ge=0, le=86400,
+        description="Longest a fetched JWKS is reused (less if its Cache-Control says so).",
+    )
+    auth_jwks_min_refresh_seconds: int = Field(
+        default=30, ge=1, le=3600,
+        description="Fewest seconds between two fetches of one JWKS URL (unknown-kid floods).",
+    )
+    auth_break_glass_minutes: int = Field(
+        default=60, ge=5, le=24 * 60,
+        description="How long emergency (break-glass) access lasts once declared.",
+    )
+    auth_relationship_window_days: int = Field(
+        default=90, ge=1, le=3650,
+        description="Days a care relationship (encounter, referral) keeps granting access.",
+    )
+
+    @field_validator("auth_allowed_algorithms")
+    @classmethod
+    def _only_asymmetric_algorithms(cls, value: list[str]) -> list[str]:
+        allowed = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
+        refused = sorted(set(value) - allowed)
+        if refused or not value:
+            raise ValueError(
+                f"auth_allowed_algorithms may list only {sorted(allowed)}; refused: {refused}"
+            )
+        return value
+
+    @field_validator("auth_issuer", "auth_audience", "auth_external_issuer")
+    @classmethod
+    def _strip_auth_url_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _external_issuer_pairs(self) -> Settings:
+        if (self.auth_external_issuer is None) != (self.auth_external_jwks_url is None):
+            raise ValueError("auth_external_issuer and auth_external_jwks_url go together")
+        return self
+
+    # ---- end of auth block ---------------------------------------------------------------------
 
     @field_validator("base_url")
     @classmethod
