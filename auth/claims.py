@@ -33,8 +33,9 @@ def required_date(claims: Mapping[str, Any], name: str) -> float:
     return value
 
 
-def required_string(claims: Mapping[str, Any], name: str,
-                    max_length: int = MAX_STRING_CLAIM) -> str:
+def required_string(
+    claims: Mapping[str, Any], name: str, max_length: int = MAX_STRING_CLAIM
+) -> str:
     """A claim that must be a non-empty string of bounded length."""
     value = claims.get(name)
     if value is None:

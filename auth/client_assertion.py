@@ -179,8 +179,9 @@ class ClientAssertionValidator:
         jti, expires_at = self._check_claims(claims, client.client_id)
         if not self._jti_store.remember(client.client_id, jti, expires_at + self._skew):
             raise TokenError(TokenErrorReason.REPLAYED)
-        return VerifiedClientAssertion(client_id=client.client_id, jti=jti, kid=kid, alg=alg,
-                                       expires_at=expires_at)
+        return VerifiedClientAssertion(
+            client_id=client.client_id, jti=jti, kid=kid, alg=alg, expires_at=expires_at
+        )
 
     def _check_claims(self, claims: Mapping[str, Any], client_id: str) -> tuple[str, float]:
         if required_string(claims, "iss") != client_id:

@@ -155,12 +155,15 @@ def verify(token: str, key: Mapping[str, Any], alg: str) -> dict[str, Any]:
     return _json_object(payload)
 
 
-def sign(claims: Mapping[str, Any], private_key_pem: bytes, *, alg: str, kid: str,
-         typ: str = "JWT") -> str:
+def sign(
+    claims: Mapping[str, Any], private_key_pem: bytes, *, alg: str, kid: str, typ: str = "JWT"
+) -> str:
     """Sign ``claims`` as a compact JWS with an RSA or EC private key (PEM) and header kid/typ."""
     if alg not in ASYMMETRIC_ALGORITHMS:
         raise ValueError(f"refusing to sign with {alg}: not an asymmetric algorithm")
     return jose_jwt.encode(
-        dict(claims), private_key_pem.decode("ascii"), algorithm=alg,
+        dict(claims),
+        private_key_pem.decode("ascii"),
+        algorithm=alg,
         headers={"kid": kid, "typ": typ},
     )

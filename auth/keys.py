@@ -72,16 +72,23 @@ def public_jwk(public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> dict
     """The bare public JWK (RFC 7517/7518 members only) of an RSA or EC public key."""
     if isinstance(public_key, rsa.RSAPublicKey):
         numbers = public_key.public_numbers()
-        return {"kty": "RSA", "n": _b64url(_int_bytes(numbers.n)),
-                "e": _b64url(_int_bytes(numbers.e))}
+        return {
+            "kty": "RSA",
+            "n": _b64url(_int_bytes(numbers.n)),
+            "e": _b64url(_int_bytes(numbers.e)),
+        }
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         crv = _CURVE_BY_NAME.get(public_key.curve.name)
         if crv is None:
             raise ValueError("unsupported curve")
         point = public_key.public_numbers()
         size = _COORDINATE_BYTES[crv]
-        return {"kty": "EC", "crv": crv, "x": _b64url(_int_bytes(point.x, size)),
-                "y": _b64url(_int_bytes(point.y, size))}
+        return {
+            "kty": "EC",
+            "crv": crv,
+            "x": _b64url(_int_bytes(point.x, size)),
+            "y": _b64url(_int_bytes(point.y, size)),
+        }
     raise TypeError("only RSA and EC public keys have a JWK here")
 
 
@@ -290,13 +297,21 @@ class KeyStore:
             alg = data["alg"]
             if kid != data["kid"] or path.stem != kid or alg not in SIGNING_ALGORITHMS:
                 raise ValueError("kid or algorithm does not match the key")
-            fits = (public.get("crv") == EC_CURVES[alg]) if alg.startswith("ES") else (
-                public["kty"] == "RSA")
+            fits = (
+                (public.get("crv") == EC_CURVES[alg])
+                if alg.startswith("ES")
+                else (public["kty"] == "RSA")
+            )
             if not fits:
                 raise ValueError("the key is not of the kind its algorithm needs")
-            return SigningKey(kid=kid, alg=data["alg"], created_at=_epoch(data["created_at"]),
-                              not_after=_epoch(data["not_after"]), private_pem=pem,
-                              public=public)
+            return SigningKey(
+                kid=kid,
+                alg=data["alg"],
+                created_at=_epoch(data["created_at"]),
+                not_after=_epoch(data["not_after"]),
+                private_pem=pem,
+                public=public,
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise KeyStoreError(f"{path} is not a usable signing key: {exc}") from None
 
@@ -308,8 +323,14 @@ class KeyStore:
             serialization.NoEncryption(),
         )
         public = public_jwk(private.public_key())
-        key = SigningKey(kid=jwk_thumbprint(public), alg=self.algorithm, created_at=now,
-                         not_after=now + self.key_lifetime, private_pem=pem, public=public)
+        key = SigningKey(
+            kid=jwk_thumbprint(public),
+            alg=self.algorithm,
+            created_at=now,
+            not_after=now + self.key_lifetime,
+            private_pem=pem,
+            public=public,
+        )
         self._write(key)
         log.info("generated signing key %s (%s)", key.kid, key.alg)
         return key
@@ -317,13 +338,16 @@ class KeyStore:
     def _write(self, key: SigningKey) -> None:
         """Write a key file atomically with mode 0600 (temp file, fsync, rename)."""
         self._ensure_directory()
-        body = json.dumps({
-            "kid": key.kid,
-            "alg": key.alg,
-            "created_at": _iso(key.created_at),
-            "not_after": _iso(key.not_after),
-            "private_key": key.private_pem.decode("ascii"),
-        }, indent=2).encode("utf-8")
+        body = json.dumps(
+            {
+                "kid": key.kid,
+                "alg": key.alg,
+                "created_at": _iso(key.created_at),
+                "not_after": _iso(key.not_after),
+                "private_key": key.private_pem.decode("ascii"),
+            },
+            indent=2,
+        ).encode("utf-8")
         final = self.directory / f"{key.kid}.json"
         temp = self.directory / f".{key.kid}.json.tmp"
         with contextlib.suppress(FileNotFoundError):

@@ -236,8 +236,12 @@ def claims_for(
 ) -> dict[str, Any]:
     """The register's own claims for a token, checked by the same rules as
     :meth:`Principal.from_claims`, so the issuer never signs a token it would refuse."""
-    claims: dict[str, Any] = {"sub": subject, "role": Role(role).value, "client_id": client_id,
-                              "scope": scope}
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "role": Role(role).value,
+        "client_id": client_id,
+        "scope": scope,
+    }
     if fhir_user is not None:
         claims["fhirUser"] = fhir_user
     if organisation is not None:

@@ -352,8 +352,10 @@ def access(
     contexts = _contexts(context)
     groups: list[tuple[Constraint, ...]] = []
     for scope in _resource_scopes(scopes):
-        if scope.context in contexts and scope.covers(resource_type) and (
-            wanted in scope.interactions
+        if (
+            scope.context in contexts
+            and scope.covers(resource_type)
+            and (wanted in scope.interactions)
         ):
             if not scope.constraints:
                 return Access(allowed=True)
@@ -392,8 +394,9 @@ def _intersect(requested: ResourceScope, registered: ResourceScope) -> ResourceS
     if not interactions:
         return None
     constraints = tuple(sorted(set(requested.constraints) | set(registered.constraints)))
-    return ResourceScope(requested.context, resource_type, interactions, constraints,
-                         v1=requested.v1)
+    return ResourceScope(
+        requested.context, resource_type, interactions, constraints, v1=requested.v1
+    )
 
 
 def _subsumes(broad: ResourceScope, narrow_: ResourceScope) -> bool:
@@ -414,9 +417,13 @@ def simplify(scopes: Iterable[ResourceScope]) -> tuple[ResourceScope, ...]:
         key = (scope.context, scope.resource_type, scope.constraints)
         if key in merged:
             seen = merged[key]
-            merged[key] = ResourceScope(scope.context, scope.resource_type,
-                                        seen.interactions | scope.interactions,
-                                        scope.constraints, v1=seen.v1 and scope.v1)
+            merged[key] = ResourceScope(
+                scope.context,
+                scope.resource_type,
+                seen.interactions | scope.interactions,
+                scope.constraints,
+                v1=seen.v1 and scope.v1,
+            )
         else:
             merged[key] = scope
     unique = list(merged.values())

@@ -98,16 +98,29 @@ class TokenIssuer:
         now = int(self._clock())
         jti = secrets.token_urlsafe(24)
         claims = claims_for(
-            role=role, subject=subject, client_id=client_id, scope=scope, fhir_user=fhir_user,
-            organisation=organisation, purpose_of_use=purpose_of_use,
+            role=role,
+            subject=subject,
+            client_id=client_id,
+            scope=scope,
+            fhir_user=fhir_user,
+            organisation=organisation,
+            purpose_of_use=purpose_of_use,
             break_glass_reason=break_glass_reason,
         )
-        claims.update(iss=self.issuer, aud=self.audience, iat=now, nbf=now, exp=now + seconds,
-                      jti=jti)
+        claims.update(
+            iss=self.issuer, aud=self.audience, iat=now, nbf=now, exp=now + seconds, jti=jti
+        )
         key = self.keys.current()
         token = jws.sign(claims, key.private_pem, alg=key.alg, kid=key.kid, typ=ACCESS_TOKEN_TYP)
-        return IssuedToken(access_token=token, token_type="Bearer", expires_in=seconds,
-                           scope=scope, jti=jti, kid=key.kid, expires_at=now + seconds)
+        return IssuedToken(
+            access_token=token,
+            token_type="Bearer",
+            expires_in=seconds,
+            scope=scope,
+            jti=jti,
+            kid=key.kid,
+            expires_at=now + seconds,
+        )
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,18 @@ DATA = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_DATA
 def load(kind: str) -> list[dict[str, Any]]:
     """The resources of one sample set: synthea, examples or bulk."""
     if kind == "synthea":
-        return [entry["resource"] for path in sorted((DATA / "synthea").glob("*.json"))
-                for entry in json.loads(path.read_text())["entry"]]
+        return [
+            entry["resource"]
+            for path in sorted((DATA / "synthea").glob("*.json"))
+            for entry in json.loads(path.read_text())["entry"]
+        ]
     if kind == "bulk":
-        return [json.loads(line) for path in sorted((DATA / "bulk").rglob("*.ndjson"))
-                for line in path.read_text().splitlines() if line.strip()]
+        return [
+            json.loads(line)
+            for path in sorted((DATA / "bulk").rglob("*.ndjson"))
+            for line in path.read_text().splitlines()
+            if line.strip()
+        ]
     paths = sorted((DATA / "fhir-examples").rglob("*.json"))
     found = [json.loads(path.read_text()) for path in paths]
     return [r for r in found if r.get("resourceType") != "Bundle"]

@@ -24,16 +24,16 @@ from fhir_adapters.search_parameters import get
 @cache
 def compartment_parameters() -> Mapping[str, tuple[str, ...]]:
     """Resource type -> the Patient compartment's parameter names, in primary order."""
-    text = resources.files("fhir_adapters").joinpath("data/compartment-patient.json").read_text(
-        encoding="utf-8"
+    text = (
+        resources.files("fhir_adapters")
+        .joinpath("data/compartment-patient.json")
+        .read_text(encoding="utf-8")
     )
     table = json.loads(text)["resources"]
     return MappingProxyType({kind: tuple(names) for kind, names in table.items()})
 
 
-def _patient_ids(
-    resource: Mapping[str, Any], local_bases: tuple[str, ...]
-) -> list[str]:
+def _patient_ids(resource: Mapping[str, Any], local_bases: tuple[str, ...]) -> list[str]:
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
         raise ValueError("resource has no resourceType")

@@ -160,9 +160,7 @@ _TEXT_TYPES = frozenset({"string", "markdown"})
 _CONTACT_SYSTEMS = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
 
 
-def extract(
-    resource: Mapping[str, Any], *, local_bases: tuple[str, ...] = ()
-) -> list[IndexEntry]:
+def extract(resource: Mapping[str, Any], *, local_bases: tuple[str, ...] = ()) -> list[IndexEntry]:
     """Index rows for every search parameter of the resource's type, duplicates removed.
 
     ``local_bases`` are the server's own base URLs, so that absolute references to local
@@ -194,8 +192,9 @@ def extract_parameter(
         if data is None:
             continue
         entries.extend(
-            _entries_for(param.type, param.name, param.targets, type_name, data, resource,
-                         local_bases)
+            _entries_for(
+                param.type, param.name, param.targets, type_name, data, resource, local_bases
+            )
         )
     return entries
 
@@ -204,7 +203,7 @@ def _unwrap(node: Node) -> tuple[str | None, Any]:
     path, data = node
     if isinstance(path, str):
         if path.startswith("System."):
-            path = path[len("System."):].lower()
+            path = path[len("System.") :].lower()
         elif "." in path:
             path = None  # a backbone element: no named type
     return path, data
@@ -295,8 +294,9 @@ def _tokens(name: str, type_name: str | None, data: Any) -> list[IndexEntry]:
         return []
     if type_name == "CodeableConcept":
         rows: list[IndexEntry] = [
-            TokenEntry(name, coding.get("system"), coding.get("code"),
-                       _norm_or_none(coding.get("display")))
+            TokenEntry(
+                name, coding.get("system"), coding.get("code"), _norm_or_none(coding.get("display"))
+            )
             for coding in data.get("coding", ())
             if isinstance(coding, Mapping) and (coding.get("system") or coding.get("code"))
         ]
@@ -307,8 +307,11 @@ def _tokens(name: str, type_name: str | None, data: Any) -> list[IndexEntry]:
     if type_name == "Coding":
         if not (data.get("system") or data.get("code")):
             return []
-        return [TokenEntry(name, data.get("system"), data.get("code"),
-                           _norm_or_none(data.get("display")))]
+        return [
+            TokenEntry(
+                name, data.get("system"), data.get("code"), _norm_or_none(data.get("display"))
+            )
+        ]
     if type_name == "Identifier":
         return _identifier_tokens(name, data)
     if type_name == "ContactPoint":
@@ -330,8 +333,14 @@ def _identifier_tokens(name: str, data: Mapping[str, Any]) -> list[IndexEntry]:
     if not codings:
         return [TokenEntry(name, system, value, text)]
     return [
-        TokenEntry(name, system, value, text or _norm_or_none(coding.get("display")),
-                   coding.get("system"), coding.get("code"))
+        TokenEntry(
+            name,
+            system,
+            value,
+            text or _norm_or_none(coding.get("display")),
+            coding.get("system"),
+            coding.get("code"),
+        )
         for coding in codings
     ]
 
@@ -359,9 +368,15 @@ def _strings(name: str, type_name: str | None, data: Any) -> list[IndexEntry]:
             if whole:
                 parts.append(whole)
         elif type_name == "Address":
-            parts = [*data.get("line", ()), data.get("city"), data.get("district"),
-                     data.get("state"), data.get("postalCode"), data.get("country"),
-                     data.get("text")]
+            parts = [
+                *data.get("line", ()),
+                data.get("city"),
+                data.get("district"),
+                data.get("state"),
+                data.get("postalCode"),
+                data.get("country"),
+                data.get("text"),
+            ]
         elif type_name == "CodeableConcept":
             parts = [data.get("text")]
     rows: list[IndexEntry] = []
@@ -464,8 +479,7 @@ def _references(
             return []
     elif len(targets) == 1:
         (target_type,) = targets  # the only type this parameter can point at
-    return [ReferenceEntry(name, target_type, target_id, url, identifier_system,
-                           identifier_value)]
+    return [ReferenceEntry(name, target_type, target_id, url, identifier_system, identifier_value)]
 
 
 # -- quantity and number ---------------------------------------------------------------------
@@ -482,8 +496,17 @@ def _quantities(name: str, type_name: str | None, data: Any) -> list[IndexEntry]
             return []
         unit_source = low_q if isinstance(low_q, Mapping) and bottom is not None else high_q
         assert isinstance(unit_source, Mapping)
-        return [QuantityEntry(name, None, bottom, top, unit_source.get("system"),
-                              unit_source.get("code"), unit_source.get("unit"))]
+        return [
+            QuantityEntry(
+                name,
+                None,
+                bottom,
+                top,
+                unit_source.get("system"),
+                unit_source.get("code"),
+                unit_source.get("unit"),
+            )
+        ]
     if type_name is not None and type_name not in _QUANTITY_TYPES:
         return []  # SampledData and the like carry no single value
     value = to_decimal(data.get("value"))
@@ -498,8 +521,11 @@ def _quantities(name: str, type_name: str | None, data: Any) -> list[IndexEntry]
         low, high = value, None
     else:
         low, high = decimal_range(value)
-    return [QuantityEntry(name, value, low, high, data.get("system"), data.get("code"),
-                          data.get("unit"))]
+    return [
+        QuantityEntry(
+            name, value, low, high, data.get("system"), data.get("code"), data.get("unit")
+        )
+    ]
 
 
 def _numbers(name: str, data: Any) -> list[IndexEntry]:
@@ -533,9 +559,17 @@ def _composite(
             for node in param.evaluate_component(component, root):
                 type_name, data = _unwrap(node)
                 if data is not None:
-                    values.extend(_entries_for(definition.type, definition.name,
-                                               definition.targets, type_name, data, resource,
-                                               local_bases))
+                    values.extend(
+                        _entries_for(
+                            definition.type,
+                            definition.name,
+                            definition.targets,
+                            type_name,
+                            data,
+                            resource,
+                            local_bases,
+                        )
+                    )
             if not values:
                 break
             per_component.append(list(dict.fromkeys(values)))

@@ -67,9 +67,9 @@ def _is_resource_type(name: str) -> bool:
     return False
 
 
-RESOURCE_TYPES: frozenset[str] = frozenset(
-    name for name in R4_MODEL["type2Parent"] if _is_resource_type(name)
-) - _ABSTRACT_TYPES
+RESOURCE_TYPES: frozenset[str] = (
+    frozenset(name for name in R4_MODEL["type2Parent"] if _is_resource_type(name)) - _ABSTRACT_TYPES
+)
 """Every concrete R4 resource type name (from fhirpathpy's R4 model)."""
 
 
@@ -192,7 +192,8 @@ class _PlainPath:
                 found = [node for node in nodes if _is_a(node[0], arg)]
             else:  # where(key = 'literal')
                 found = [
-                    node for node in nodes
+                    node
+                    for node in nodes
                     if isinstance(node[1], Mapping) and node[1].get(arg) == literal
                 ]
             nodes = found
@@ -242,9 +243,7 @@ def _plain_path(term: str) -> _PlainPath | None:
     return _PlainPath(root_type, tuple(steps))
 
 
-def evaluate_term(
-    term: str, target: Mapping[str, Any] | Node, *, fast: bool = True
-) -> list[Node]:
+def evaluate_term(term: str, target: Mapping[str, Any] | Node, *, fast: bool = True) -> list[Node]:
     """Evaluate one union-free FHIRPath term on a resource or a node, as typed pairs.
 
     ``fast=False`` forces fhirpathpy even for plain paths (tests compare the two).
@@ -295,9 +294,7 @@ def _keys_needed(term: str) -> frozenset[str] | None:
 @cache
 def compile_fhirpath(expression: str) -> Evaluator:
     """Compile a FHIRPath expression once for the R4 model, returning typed result nodes."""
-    return cast(
-        Evaluator, fhirpathpy.compile(expression, R4_MODEL, {"returnRawData": True})
-    )
+    return cast(Evaluator, fhirpathpy.compile(expression, R4_MODEL, {"returnRawData": True}))
 
 
 def split_union(expression: str) -> list[str]:
@@ -355,7 +352,7 @@ def _terms_for(expression: str, base: str, resource_type: str) -> tuple[str, ...
         term = _strip_parens(raw)
         root = _root_of(term)
         if base == "Resource" and root == "Resource":
-            kept.append(resource_type + term[len("Resource"):])
+            kept.append(resource_type + term[len("Resource") :])
         elif root == resource_type:
             kept.append(term)
     return tuple(kept)
@@ -375,8 +372,10 @@ class _Definition:
 
 @cache
 def _definitions() -> tuple[_Definition, ...]:
-    text = resources.files("fhir_adapters").joinpath("data/search-parameters.json").read_text(
-        encoding="utf-8"
+    text = (
+        resources.files("fhir_adapters")
+        .joinpath("data/search-parameters.json")
+        .read_text(encoding="utf-8")
     )
     raw = json.loads(text)["parameters"]
     result: list[_Definition] = []

@@ -313,7 +313,7 @@ def split_escaped(text: str, separator: str) -> list[str]:
     while index < len(text):
         char = text[index]
         if char == "\\" and index + 1 < len(text):
-            current.append(text[index: index + 2])
+            current.append(text[index : index + 2])
             index += 2
             continue
         if char == separator:
@@ -339,8 +339,18 @@ def escape(text: str) -> str:
 # -- parsing ---------------------------------------------------------------------------------
 
 _RESULT_SINGLE = frozenset(
-    {"_count", "_offset", "_sort", "_total", "_summary", "_elements", "_contained",
-     "_containedType", "_format", "_pretty"}
+    {
+        "_count",
+        "_offset",
+        "_sort",
+        "_total",
+        "_summary",
+        "_elements",
+        "_contained",
+        "_containedType",
+        "_format",
+        "_pretty",
+    }
 )
 _ENUMS: dict[str, frozenset[str]] = {
     "_total": frozenset({"none", "estimate", "accurate"}),
@@ -446,8 +456,9 @@ def _parse_chain(
             alternatives.append(inner)
     if not alternatives:
         raise SearchParameterError(
-            name, f"{rest.split('.')[0].split(':')[0]!r} is not a search parameter of "
-            f"{', '.join(candidates) if type_modifier else 'any target of ' + param.name}"
+            name,
+            f"{rest.split('.')[0].split(':')[0]!r} is not a search parameter of "
+            f"{', '.join(candidates) if type_modifier else 'any target of ' + param.name}",
         )
     return Chain(resource_type, param, tuple(alternatives))
 
@@ -739,8 +750,9 @@ def _parse_sort(resource_type: str, value: str) -> tuple[SortKey, ...]:
         name = key[1:] if descending else key
         param = get(resource_type, name)
         if param is None:
-            raise SearchParameterError("_sort", f"{name!r} is not a search parameter of "
-                                       f"{resource_type}")
+            raise SearchParameterError(
+                "_sort", f"{name!r} is not a search parameter of {resource_type}"
+            )
         if param.type in ("composite", "special"):
             raise SearchParameterError("_sort", f"cannot sort on {param.type} parameter {name!r}")
         keys.append(SortKey(param, descending))

@@ -189,8 +189,9 @@ Prefix = Literal["eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap"]
 PREFIXES: frozenset[str] = frozenset({"eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap"})
 
 
-def range_matches(prefix: str, search_low: Any, search_high: Any,
-                  target_low: Any, target_high: Any) -> bool:
+def range_matches(
+    prefix: str, search_low: Any, search_high: Any, target_low: Any, target_high: Any
+) -> bool:
     """Whether a target range satisfies a prefixed search range (R4 search page, prefix table).
 
     All ranges are half-open ``[low, high)``; ``None`` means unbounded on that side. This is the
@@ -280,7 +281,7 @@ def parse_reference(text: str, local_bases: tuple[str, ...] = ()) -> ParsedRefer
         for base in local_bases:
             prefix = base.rstrip("/") + "/"
             if text.startswith(prefix):
-                local = parse_reference(text[len(prefix):])
+                local = parse_reference(text[len(prefix) :])
                 if local.kind == "relative":
                     return local
         match = _RESOURCE_TAIL_RE.search(text)

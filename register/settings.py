@@ -74,11 +74,15 @@ class Settings(BaseSettings):
         default="ES384", description="Algorithm of the embedded issuer's signing keys."
     )
     auth_signing_key_days: int = Field(
-        default=90, ge=1, le=3650,
+        default=90,
+        ge=1,
+        le=3650,
         description="Days a signing key signs before a new one is generated automatically.",
     )
     auth_clock_skew_seconds: int = Field(
-        default=60, ge=0, le=300,
+        default=60,
+        ge=0,
+        le=300,
         description="Leeway allowed on `exp`, `nbf` and `iat` for clocks that disagree.",
     )
     auth_token_lifetime_seconds: int = Field(
@@ -93,20 +97,28 @@ class Settings(BaseSettings):
         description="JWKS URL (https) of that provider; cached, refetched once on an unknown kid.",
     )
     auth_jwks_cache_seconds: int = Field(
-        default=300, ge=0, le=86400,
+        default=300,
+        ge=0,
+        le=86400,
         description="Longest a fetched JWKS is reused (less if its Cache-Control says so).",
     )
     auth_jwks_min_refresh_seconds: int = Field(
-        default=30, ge=1, le=3600,
+        default=30,
+        ge=1,
+        le=3600,
         description="Fewest seconds between two fetches of one JWKS URL (unknown-kid floods).",
     )
     auth_break_glass_minutes: int = Field(
-        default=60, ge=5, le=24 * 60,
-        description="How long emergency (break-glass) access lasts once declared.",
+        default=240,
+        ge=5,
+        le=24 * 60,
+        description="How long emergency (break-glass) access lasts once declared (4 hours).",
     )
     auth_relationship_window_days: int = Field(
-        default=90, ge=1, le=3650,
-        description="Days a care relationship (encounter, referral) keeps granting access.",
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days after an encounter ends that it still counts as a care relationship.",
     )
 
     @field_validator("auth_allowed_algorithms")

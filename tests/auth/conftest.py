@@ -36,8 +36,9 @@ def issuer(key_store: KeyStore, clock: FakeClock) -> TokenIssuer:
 
 @pytest.fixture
 def verifier(key_store: KeyStore, clock: FakeClock) -> TokenVerifier:
-    return TokenVerifier([TrustedIssuer(ISSUER, key_store)], audience=AUDIENCE, clock_skew=60,
-                         clock=clock)
+    return TokenVerifier(
+        [TrustedIssuer(ISSUER, key_store)], audience=AUDIENCE, clock_skew=60, clock=clock
+    )
 
 
 @pytest.fixture

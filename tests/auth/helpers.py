@@ -44,8 +44,11 @@ def segments(token: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     """Header, claims and raw signature segment of a compact JWS (test-side decoding)."""
     head, body, sig = token.split(".")
     pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
-    return (json.loads(base64.urlsafe_b64decode(pad(head))),
-            json.loads(base64.urlsafe_b64decode(pad(body))), sig)
+    return (
+        json.loads(base64.urlsafe_b64decode(pad(head))),
+        json.loads(base64.urlsafe_b64decode(pad(body))),
+        sig,
+    )
 
 
 def hs_token(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> str:
@@ -73,9 +76,15 @@ def sign_raw(header: dict[str, Any], claims: dict[str, Any], private_key: Any) -
     return f"{signing_input.decode('ascii')}.{b64url(signature)}"
 
 
-def reencode(token: str, *, header: dict[str, Any] | None = None,
-             claims: dict[str, Any] | None = None) -> str:
+def reencode(
+    token: str, *, header: dict[str, Any] | None = None, claims: dict[str, Any] | None = None
+) -> str:
     """The same token with header and/or claims replaced but the ORIGINAL signature kept."""
     old_header, old_claims, signature = segments(token)
-    return ".".join([b64url_json(header if header is not None else old_header),
-                     b64url_json(claims if claims is not None else old_claims), signature])
+    return ".".join(
+        [
+            b64url_json(header if header is not None else old_header),
+            b64url_json(claims if claims is not None else old_claims),
+            signature,
+        ]
+    )

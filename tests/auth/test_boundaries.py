@@ -6,8 +6,17 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN_IN_AUTH = ("sqlalchemy", "sqlmodel", "alembic", "psycopg", "fastapi", "starlette",
-                     "register", "fhir_adapters", "fhir")
+FORBIDDEN_IN_AUTH = (
+    "sqlalchemy",
+    "sqlmodel",
+    "alembic",
+    "psycopg",
+    "fastapi",
+    "starlette",
+    "register",
+    "fhir_adapters",
+    "fhir",
+)
 
 
 def imports(path: Path) -> set[str]:

@@ -43,8 +43,12 @@ class Client:
 
     def assertion(self, *, header: dict[str, Any] | None = None, **claims: Any) -> str:
         body: dict[str, Any] = {
-            "iss": self.client_id, "sub": self.client_id, "aud": TOKEN_ENDPOINT,
-            "exp": int(START) + 240, "iat": int(START), "jti": f"jti-{self.client_id}-1",
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": TOKEN_ENDPOINT,
+            "exp": int(START) + 240,
+            "iat": int(START),
+            "jti": f"jti-{self.client_id}-1",
         }
         body.update(claims)
         body = {k: v for k, v in body.items() if v is not None}
@@ -69,16 +73,22 @@ def jti_store(clock: FakeClock) -> InMemoryJtiStore:
 
 
 @pytest.fixture
-def validator(lab: Client, gp_system: Client, jti_store: InMemoryJtiStore,
-              clock: FakeClock) -> ClientAssertionValidator:
-    clients = StaticClients({
-        lab.client_id: ClientKeys(lab.client_id, JwkSet([{**lab.jwk, "kid": lab.kid}]),
-                                  jwks_url=LAB_JWKS_URL),
-        gp_system.client_id: ClientKeys(gp_system.client_id,
-                                        JwkSet([{**gp_system.jwk, "kid": gp_system.kid}])),
-    })
-    return ClientAssertionValidator(clients, jti_store, token_endpoint=TOKEN_ENDPOINT,
-                                    clock_skew=60, clock=clock)
+def validator(
+    lab: Client, gp_system: Client, jti_store: InMemoryJtiStore, clock: FakeClock
+) -> ClientAssertionValidator:
+    clients = StaticClients(
+        {
+            lab.client_id: ClientKeys(
+                lab.client_id, JwkSet([{**lab.jwk, "kid": lab.kid}]), jwks_url=LAB_JWKS_URL
+            ),
+            gp_system.client_id: ClientKeys(
+                gp_system.client_id, JwkSet([{**gp_system.jwk, "kid": gp_system.kid}])
+            ),
+        }
+    )
+    return ClientAssertionValidator(
+        clients, jti_store, token_endpoint=TOKEN_ENDPOINT, clock_skew=60, clock=clock
+    )
 
 
 def refused(validator: ClientAssertionValidator, assertion: str, **kwargs: Any) -> TokenErrorReason:
@@ -112,11 +122,16 @@ def test_rs384_assertion_authenticates_the_client(validator, gp_system: Client) 
 def test_assertion_signed_by_our_own_api_is_accepted(validator, lab: Client) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    pem = lab.private.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-    claims = {"iss": lab.client_id, "sub": lab.client_id, "aud": TOKEN_ENDPOINT,
-              "exp": int(START) + 60, "jti": "via-auth-jws"}
+    pem = lab.private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    claims = {
+        "iss": lab.client_id,
+        "sub": lab.client_id,
+        "aud": TOKEN_ENDPOINT,
+        "exp": int(START) + 60,
+        "jti": "via-auth-jws",
+    }
     token = jws.sign(claims, pem, alg="ES384", kid=lab.kid)
     assert accept(validator, token).jti == "via-auth-jws"
 
@@ -140,11 +155,14 @@ def test_client_keys_behind_a_jwks_url(lab: Client, clock: FakeClock) -> None:
         calls.append(request.headers["accept"])
         return httpx.Response(200, json={"keys": [{**lab.jwk, "kid": lab.kid}]})
 
-    remote = RemoteJwks(LAB_JWKS_URL, client=httpx.Client(transport=httpx.MockTransport(handler)),
-                        clock=clock)
+    remote = RemoteJwks(
+        LAB_JWKS_URL, client=httpx.Client(transport=httpx.MockTransport(handler)), clock=clock
+    )
     validator = ClientAssertionValidator(
         StaticClients({lab.client_id: ClientKeys(lab.client_id, remote, LAB_JWKS_URL)}),
-        InMemoryJtiStore(clock), token_endpoint=TOKEN_ENDPOINT, clock=clock,
+        InMemoryJtiStore(clock),
+        token_endpoint=TOKEN_ENDPOINT,
+        clock=clock,
     )
     assert accept(validator, lab.assertion()).client_id == lab.client_id
     assert calls == ["application/json"]
@@ -166,11 +184,20 @@ def test_jti_is_tracked_per_client(validator, lab: Client, gp_system: Client) ->
     assert accept(validator, gp_system.assertion(jti="shared"))
 
 
-def test_a_forged_assertion_does_not_use_up_the_jti(validator, lab: Client,
-                                                    gp_system: Client) -> None:
-    forged = sign_raw({"alg": "ES384", "kid": lab.kid}, {
-        "iss": lab.client_id, "sub": lab.client_id, "aud": TOKEN_ENDPOINT,
-        "exp": int(START) + 60, "jti": "precious"}, generate_private_key("ES384"))
+def test_a_forged_assertion_does_not_use_up_the_jti(
+    validator, lab: Client, gp_system: Client
+) -> None:
+    forged = sign_raw(
+        {"alg": "ES384", "kid": lab.kid},
+        {
+            "iss": lab.client_id,
+            "sub": lab.client_id,
+            "aud": TOKEN_ENDPOINT,
+            "exp": int(START) + 60,
+            "jti": "precious",
+        },
+        generate_private_key("ES384"),
+    )
     assert refused(validator, forged) is TokenErrorReason.BAD_SIGNATURE
     assert accept(validator, lab.assertion(jti="precious"))
 
@@ -181,14 +208,17 @@ def test_a_forged_assertion_does_not_use_up_the_jti(validator, lab: Client,
         ({"exp": int(START) + 301 + 60}, TokenErrorReason.LIFETIME_TOO_LONG),  # > 5 min from now
         ({"exp": int(START) + 3600}, TokenErrorReason.LIFETIME_TOO_LONG),
         ({"iat": None, "exp": int(START) + 3600}, TokenErrorReason.LIFETIME_TOO_LONG),
-        ({"iat": int(START) + 3000, "exp": int(START) + 3200},  # short, but far ahead
-         TokenErrorReason.LIFETIME_TOO_LONG),
+        (
+            {"iat": int(START) + 3000, "exp": int(START) + 3200},  # short, but far ahead
+            TokenErrorReason.LIFETIME_TOO_LONG,
+        ),
         ({"iat": int(START) - 100, "exp": int(START) + 201}, TokenErrorReason.LIFETIME_TOO_LONG),
         ({"iat": int(START) + 120}, TokenErrorReason.ISSUED_IN_FUTURE),
     ],
 )
-def test_assertion_living_longer_than_five_minutes_is_refused(validator, lab: Client,
-                                                              claims, expected) -> None:
+def test_assertion_living_longer_than_five_minutes_is_refused(
+    validator, lab: Client, claims, expected
+) -> None:
     assert refused(validator, lab.assertion(**claims)) is expected
 
 
@@ -196,10 +226,16 @@ def test_assertion_at_exactly_five_minutes_is_accepted(validator, lab: Client) -
     assert accept(validator, lab.assertion(iat=int(START), exp=int(START) + 300))
 
 
-def test_assertion_signed_with_another_clients_key_is_refused(validator, lab: Client,
-                                                              gp_system: Client) -> None:
-    claims = {"iss": lab.client_id, "sub": lab.client_id, "aud": TOKEN_ENDPOINT,
-              "exp": int(START) + 60, "jti": "x"}
+def test_assertion_signed_with_another_clients_key_is_refused(
+    validator, lab: Client, gp_system: Client
+) -> None:
+    claims = {
+        "iss": lab.client_id,
+        "sub": lab.client_id,
+        "aud": TOKEN_ENDPOINT,
+        "exp": int(START) + 60,
+        "jti": "x",
+    }
     # gp-system's key and kid, claiming to be lab-feed: that kid is not in lab-feed's set
     with_other_kid = sign_raw({"alg": "RS384", "kid": gp_system.kid}, claims, gp_system.private)
     assert refused(validator, with_other_kid) is TokenErrorReason.UNKNOWN_KID
@@ -247,10 +283,11 @@ def test_missing_claims_are_refused(validator, lab: Client, missing: str) -> Non
 
 
 def test_wrong_assertion_type_is_refused(validator, lab: Client) -> None:
-    assert refused(validator, lab.assertion(),
-                   assertion_type="urn:ietf:params:oauth:client-assertion-type:saml2-bearer") is (
-        TokenErrorReason.WRONG_ASSERTION_TYPE
-    )
+    assert refused(
+        validator,
+        lab.assertion(),
+        assertion_type="urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
+    ) is (TokenErrorReason.WRONG_ASSERTION_TYPE)
 
 
 def test_unregistered_jku_is_refused(validator, lab: Client, gp_system: Client) -> None:
@@ -272,19 +309,29 @@ def test_typ_other_than_jwt_is_refused(validator, lab: Client) -> None:
 @pytest.mark.parametrize("alg", ["none", "HS256"])
 def test_unsigned_or_hmac_assertions_are_refused(validator, lab: Client, alg: str) -> None:
     header = {"alg": alg, "typ": "JWT", "kid": lab.kid}
-    body = {"iss": lab.client_id, "sub": lab.client_id, "aud": TOKEN_ENDPOINT,
-            "exp": int(START) + 60, "jti": "x"}
+    body = {
+        "iss": lab.client_id,
+        "sub": lab.client_id,
+        "aud": TOKEN_ENDPOINT,
+        "exp": int(START) + 60,
+        "jti": "x",
+    }
     token = f"{b64url_json(header)}.{b64url_json(body)}.c2lnbmF0dXJl"
     assert refused(validator, token) is TokenErrorReason.ALGORITHM_NOT_ALLOWED
 
 
 def test_validator_refuses_symmetric_configuration(jti_store) -> None:
     with pytest.raises(ValueError):
-        ClientAssertionValidator(StaticClients({}), jti_store, token_endpoint=TOKEN_ENDPOINT,
-                                 allowed_algorithms=["HS256"])
+        ClientAssertionValidator(
+            StaticClients({}),
+            jti_store,
+            token_endpoint=TOKEN_ENDPOINT,
+            allowed_algorithms=["HS256"],
+        )
     with pytest.raises(ValueError):
-        ClientAssertionValidator(StaticClients({}), jti_store, token_endpoint=TOKEN_ENDPOINT,
-                                 max_lifetime=600)
+        ClientAssertionValidator(
+            StaticClients({}), jti_store, token_endpoint=TOKEN_ENDPOINT, max_lifetime=600
+        )
 
 
 def test_in_memory_jti_store_forgets_expired_entries(clock: FakeClock) -> None:

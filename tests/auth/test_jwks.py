@@ -49,8 +49,14 @@ def test_static_set_finds_keys_by_kid() -> None:
 
 def test_static_set_drops_symmetric_and_kidless_keys() -> None:
     a = new_jwk()
-    keys = JwkSet([{"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
-                   {k: v for k, v in new_jwk().items() if k != "kid"}, a, "junk"])  # type: ignore[list-item]
+    keys = JwkSet(
+        [
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
+            {k: v for k, v in new_jwk().items() if k != "kid"},
+            a,
+            "junk",
+        ]
+    )  # type: ignore[list-item]
     assert keys.kids == {a["kid"]}
     assert keys.key_for("hmac") is None
 
@@ -140,16 +146,16 @@ def test_oversized_or_invalid_documents_are_not_used(clock: FakeClock) -> None:
     def huge(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b'{"keys": [' + b" " * 600_000 + b"]}")
 
-    remote = RemoteJwks(URL, client=httpx.Client(transport=httpx.MockTransport(huge)),
-                        clock=clock)
+    remote = RemoteJwks(URL, client=httpx.Client(transport=httpx.MockTransport(huge)), clock=clock)
     with pytest.raises(TokenError):
         remote.key_for("k")
 
     def not_json(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b"<html>")
 
-    remote = RemoteJwks(URL, client=httpx.Client(transport=httpx.MockTransport(not_json)),
-                        clock=clock)
+    remote = RemoteJwks(
+        URL, client=httpx.Client(transport=httpx.MockTransport(not_json)), clock=clock
+    )
     with pytest.raises(TokenError):
         remote.key_for("k")
 

@@ -30,10 +30,10 @@ def test_rfc7638_example_thumbprint() -> None:
     jwk = {
         "kty": "RSA",
         "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSo"
-             "c_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65Y"
-             "GjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrd"
-             "kt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnq"
-             "DKgw",
+        "c_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65Y"
+        "GjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrd"
+        "kt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnq"
+        "DKgw",
         "e": "AQAB",
         "alg": "RS256",
         "kid": "2011-04-29",
@@ -41,8 +41,9 @@ def test_rfc7638_example_thumbprint() -> None:
     assert jwk_thumbprint(jwk) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
 
-def test_first_use_creates_private_directory_and_key_file(key_store: KeyStore,
-                                                          key_dir: Path) -> None:
+def test_first_use_creates_private_directory_and_key_file(
+    key_store: KeyStore, key_dir: Path
+) -> None:
     assert not key_dir.exists()
     key = key_store.current()
     assert key_dir.is_dir()
@@ -74,33 +75,36 @@ def test_kid_is_the_thumbprint_of_the_published_key(key_store: KeyStore) -> None
     assert "d" not in published  # never the private part
 
 
-def test_a_second_store_on_the_same_directory_reuses_the_key(key_store: KeyStore,
-                                                             key_dir: Path,
-                                                             clock: FakeClock) -> None:
+def test_a_second_store_on_the_same_directory_reuses_the_key(
+    key_store: KeyStore, key_dir: Path, clock: FakeClock
+) -> None:
     first = key_store.current()
     again = KeyStore(key_dir, clock=clock).current()
     assert again.kid == first.kid
     assert len(key_files(key_dir)) == 1
 
 
-def test_refuses_a_key_file_readable_by_others(key_store: KeyStore, key_dir: Path,
-                                               clock: FakeClock) -> None:
+def test_refuses_a_key_file_readable_by_others(
+    key_store: KeyStore, key_dir: Path, clock: FakeClock
+) -> None:
     key = key_store.current()
     os.chmod(key_dir / f"{key.kid}.json", 0o644)
     with pytest.raises(KeyStoreError, match="chmod 600"):
         KeyStore(key_dir, clock=clock).current()
 
 
-def test_refuses_a_key_directory_open_to_others(key_store: KeyStore, key_dir: Path,
-                                                clock: FakeClock) -> None:
+def test_refuses_a_key_directory_open_to_others(
+    key_store: KeyStore, key_dir: Path, clock: FakeClock
+) -> None:
     key_store.current()
     os.chmod(key_dir, 0o755)
     with pytest.raises(KeyStoreError, match="chmod 700"):
         KeyStore(key_dir, clock=clock).current()
 
 
-def test_refuses_a_key_file_whose_kid_does_not_match(key_store: KeyStore, key_dir: Path,
-                                                     clock: FakeClock) -> None:
+def test_refuses_a_key_file_whose_kid_does_not_match(
+    key_store: KeyStore, key_dir: Path, clock: FakeClock
+) -> None:
     key = key_store.current()
     path = key_dir / f"{key.kid}.json"
     data = json.loads(path.read_text())
@@ -111,7 +115,10 @@ def test_refuses_a_key_file_whose_kid_does_not_match(key_store: KeyStore, key_di
 
 
 def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_kid(
-    key_store: KeyStore, issuer: TokenIssuer, verifier: TokenVerifier, clock: FakeClock,
+    key_store: KeyStore,
+    issuer: TokenIssuer,
+    verifier: TokenVerifier,
+    clock: FakeClock,
     clinician_token,
 ) -> None:
     old_token = clinician_token()
@@ -129,7 +136,10 @@ def test_rotation_keeps_old_tokens_valid_and_signs_with_the_new_kid(
 
 
 def test_retired_key_leaves_the_jwks_once_its_tokens_cannot_be_valid(
-    key_store: KeyStore, verifier: TokenVerifier, clock: FakeClock, key_dir: Path,
+    key_store: KeyStore,
+    verifier: TokenVerifier,
+    clock: FakeClock,
+    key_dir: Path,
     clinician_token,
 ) -> None:
     old_token = clinician_token()
@@ -169,8 +179,9 @@ def test_rotation_by_another_process_is_picked_up(key_dir: Path, clock: FakeCloc
     assert serving.key_for(rotated.kid) is not None
 
 
-def test_changing_the_algorithm_generates_a_key_of_that_kind(key_store: KeyStore, key_dir: Path,
-                                                            clock: FakeClock) -> None:
+def test_changing_the_algorithm_generates_a_key_of_that_kind(
+    key_store: KeyStore, key_dir: Path, clock: FakeClock
+) -> None:
     es = key_store.current()
     rs = KeyStore(key_dir, algorithm="RS384", clock=clock).current()
     assert (es.alg, rs.alg) == ("ES384", "RS384")

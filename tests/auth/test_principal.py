@@ -14,8 +14,14 @@ from auth.scopes import Interaction, ScopeContext, permits
 
 def claims(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "sub": "user-1", "client_id": "care-portal", "scope": "user/*.rs", "role": "clinician",
-        "fhirUser": "Practitioner/p-1", "org": "A81001", "jti": "t-1", "exp": 1_750_000_300,
+        "sub": "user-1",
+        "client_id": "care-portal",
+        "scope": "user/*.rs",
+        "role": "clinician",
+        "fhirUser": "Practitioner/p-1",
+        "org": "A81001",
+        "jti": "t-1",
+        "exp": 1_750_000_300,
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
@@ -40,8 +46,9 @@ def test_clinician_from_claims() -> None:
 
 
 def test_patient_principal_knows_its_patient() -> None:
-    p = Principal.from_claims(claims(role="patient", fhirUser="Patient/pat-42", org=None,
-                                     scope="patient/*.rs"))
+    p = Principal.from_claims(
+        claims(role="patient", fhirUser="Patient/pat-42", org=None, scope="patient/*.rs")
+    )
     assert p.role is Role.PATIENT and p.patient_id == "pat-42"
 
 
@@ -81,8 +88,9 @@ def test_claims_that_do_not_fit_are_refused(overrides, expected) -> None:
 
 
 def test_break_glass_needs_a_reason_and_an_emergency_purpose() -> None:
-    p = Principal.from_claims(claims(purpose_of_use="BTG",
-                                     break_glass_reason="Unconscious in A&E, no GP record"))
+    p = Principal.from_claims(
+        claims(purpose_of_use="BTG", break_glass_reason="Unconscious in A&E, no GP record")
+    )
     assert p.is_break_glass and p.purpose_of_use is PurposeOfUse.BTG
     assert refused(purpose_of_use="BTG") is TokenErrorReason.MISSING_CLAIM
     assert refused(purpose_of_use="TREAT", break_glass_reason="x") is (
@@ -107,16 +115,30 @@ def test_operator_is_distinct_and_cannot_come_from_a_token() -> None:
     assert OPERATOR.role is Role.OPERATOR and OPERATOR.is_operator
     assert Role.OPERATOR not in TOKEN_ROLES
     assert {r.value for r in TOKEN_ROLES} == {
-        "clinician", "system", "patient", "reviewer", "admin", "privacy_officer"}
+        "clinician",
+        "system",
+        "patient",
+        "reviewer",
+        "admin",
+        "privacy_officer",
+    }
     with pytest.raises(ValueError):
         claims_for(role=Role.OPERATOR, subject="x", client_id="c", scope="system/*.rs")
 
 
 def test_claims_for_round_trips_through_from_claims() -> None:
-    made = claims_for(role=Role.PRIVACY_OFFICER, subject="po-1", client_id="console",
-                      scope="user/AuditEvent.rs", fhir_user="Practitioner/po",
-                      purpose_of_use=PurposeOfUse.HOPERAT)
+    made = claims_for(
+        role=Role.PRIVACY_OFFICER,
+        subject="po-1",
+        client_id="console",
+        scope="user/AuditEvent.rs",
+        fhir_user="Practitioner/po",
+        purpose_of_use=PurposeOfUse.HOPERAT,
+    )
     p = Principal.from_claims(made)
     assert (p.role, p.fhir_user, p.purpose_of_use) == (
-        Role.PRIVACY_OFFICER, "Practitioner/po", PurposeOfUse.HOPERAT)
+        Role.PRIVACY_OFFICER,
+        "Practitioner/po",
+        PurposeOfUse.HOPERAT,
+    )
     assert "org" not in made

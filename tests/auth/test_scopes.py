@@ -17,8 +17,13 @@ from auth.scopes import (
     simplify,
 )
 
-C, R, U, D, S = (Interaction.CREATE, Interaction.READ, Interaction.UPDATE, Interaction.DELETE,
-                 Interaction.SEARCH)
+C, R, U, D, S = (
+    Interaction.CREATE,
+    Interaction.READ,
+    Interaction.UPDATE,
+    Interaction.DELETE,
+    Interaction.SEARCH,
+)
 PATIENT, USER, SYSTEM = ScopeContext.PATIENT, ScopeContext.USER, ScopeContext.SYSTEM
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 LAB = f"category={OBS_CATEGORY}|laboratory"
@@ -40,7 +45,10 @@ def test_parse_v1_and_v2(text, context, resource_type, interactions) -> None:
     scope = parse_scope(text)
     assert scope is not None
     assert (scope.context, scope.resource_type, set(scope.interactions)) == (
-        context, resource_type, interactions)
+        context,
+        resource_type,
+        interactions,
+    )
     assert str(scope) == text  # written back the way it came
 
 
@@ -50,9 +58,19 @@ def test_v1_and_v2_spellings_are_equal() -> None:
     assert parse_scope("system/*.*") == parse_scope("system/*.cruds")
 
 
-@pytest.mark.parametrize("text", ["openid", "fhirUser", "launch", "launch/patient",
-                                  "offline_access", "online_access", "__custom.scope",
-                                  "https://ehr.example.org/scopes/photo.manage"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "openid",
+        "fhirUser",
+        "launch",
+        "launch/patient",
+        "offline_access",
+        "online_access",
+        "__custom.scope",
+        "https://ehr.example.org/scopes/photo.manage",
+    ],
+)
 def test_non_clinical_scopes_are_not_resource_scopes(text: str) -> None:
     assert parse_scope(text) is None
 
@@ -101,8 +119,10 @@ def test_query_constraints_are_parsed() -> None:
 
 
 def test_percent_encoding_and_alternatives() -> None:
-    scope = parse_scope("user/Observation.rs?code=http%3A%2F%2Floinc.org%7C4548-4,"
-                        "http://loinc.org|59261-8&status=final")
+    scope = parse_scope(
+        "user/Observation.rs?code=http%3A%2F%2Floinc.org%7C4548-4,"
+        "http://loinc.org|59261-8&status=final"
+    )
     assert scope is not None
     assert scope.constraints == (
         Constraint("code", ("http://loinc.org|4548-4", "http://loinc.org|59261-8")),
@@ -170,8 +190,7 @@ def test_constraint_groups_are_or_and_params_within_a_scope_are_and() -> None:
     )
     result = access(scopes, USER, "Observation", R)
     assert len(result.filters) == 2
-    assert result.matches({"category": [(OBS_CATEGORY, "laboratory")], "status": [(None,
-                                                                                   "final")]})
+    assert result.matches({"category": [(OBS_CATEGORY, "laboratory")], "status": [(None, "final")]})
     assert not result.matches({"category": [(OBS_CATEGORY, "laboratory")]})
     assert result.matches({"code": [("http://loinc.org", "4548-4")]})
 
@@ -195,15 +214,21 @@ def test_token_matching(value: str, resource_token, expected: bool) -> None:
 
 
 def test_modifiers_and_chains_fail_closed() -> None:
-    for text in ("user/Observation.rs?code:in=http://vs.example/diabetes",
-                 "user/Observation.rs?patient.birthdate=1990"):
+    for text in (
+        "user/Observation.rs?code:in=http://vs.example/diabetes",
+        "user/Observation.rs?patient.birthdate=1990",
+    ):
         scope = parse_scope(text)
         assert scope is not None and not scope.supported
         result = access([scope], USER, "Observation", R)
         assert result.allowed
-        assert not result.matches({"code": [("http://loinc.org", "4548-4")],
-                                   "patient.birthdate": [(None, "1990")],
-                                   "code:in": [(None, "http://vs.example/diabetes")]})
+        assert not result.matches(
+            {
+                "code": [("http://loinc.org", "4548-4")],
+                "patient.birthdate": [(None, "1990")],
+                "code:in": [(None, "http://vs.example/diabetes")],
+            }
+        )
 
 
 # -- narrowing -------------------------------------------------------------------------------
@@ -219,8 +244,11 @@ def test_modifiers_and_chains_fail_closed() -> None:
         ("user/*.rs", "user/Observation.r user/Condition.s", "user/Condition.s user/Observation.r"),
         ("system/*.rs", f"system/Observation.rs?{LAB}", f"system/Observation.rs?{LAB}"),
         (f"system/Observation.r?{LAB}", "system/*.cruds", f"system/Observation.r?{LAB}"),
-        ("system/*.rs?status=final", f"system/Observation.rs?{LAB}",
-         f"system/Observation.rs?{LAB}&status=final"),
+        (
+            "system/*.rs?status=final",
+            f"system/Observation.rs?{LAB}",
+            f"system/Observation.rs?{LAB}&status=final",
+        ),
         ("openid fhirUser patient/*.rs", "openid patient/*.rs", "patient/*.rs openid"),
         ("patient/Observation.dus patient/*.rs", "patient/*.cruds", "patient/*.rs"),
     ],

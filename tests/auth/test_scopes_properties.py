@@ -30,18 +30,22 @@ interaction_sets = st.frozensets(st.sampled_from(list(Interaction)), min_size=1)
 def constraint_values(draw) -> str:
     kind = draw(st.sampled_from(["code", "system|code", "|code", "system|"]))
     system, code = draw(st.sampled_from(SYSTEMS)), draw(st.sampled_from(CODES))
-    return {"code": code, "system|code": f"{system}|{code}", "|code": f"|{code}",
-            "system|": f"{system}|"}[kind]
+    return {
+        "code": code,
+        "system|code": f"{system}|{code}",
+        "|code": f"|{code}",
+        "system|": f"{system}|",
+    }[kind]
 
 
 constraints = st.builds(
-    Constraint, st.sampled_from(PARAMS),
+    Constraint,
+    st.sampled_from(PARAMS),
     st.lists(constraint_values(), min_size=1, max_size=2).map(tuple),
 )
 
 resource_scopes = st.builds(
-    lambda ctx, rt, inter, cons, v1: ResourceScope(ctx, rt, inter, tuple(sorted(set(cons))),
-                                                   v1=v1),
+    lambda ctx, rt, inter, cons, v1: ResourceScope(ctx, rt, inter, tuple(sorted(set(cons))), v1=v1),
     st.sampled_from(list(ScopeContext)),
     st.sampled_from([*TYPES, "*"]),
     interaction_sets,
@@ -60,8 +64,12 @@ token_values = st.dictionaries(
     st.lists(st.tuples(st.sampled_from([None, *SYSTEMS]), st.sampled_from(CODES)), max_size=2),
 )
 
-requests = st.tuples(st.sampled_from(list(ScopeContext)), st.sampled_from(TYPES),
-                     st.sampled_from(list(Interaction)), token_values)
+requests = st.tuples(
+    st.sampled_from(list(ScopeContext)),
+    st.sampled_from(TYPES),
+    st.sampled_from(list(Interaction)),
+    token_values,
+)
 
 
 @settings(max_examples=400)
@@ -84,8 +92,9 @@ def test_narrowing_never_grants_more_than_either_side(requested, registered, req
 def test_narrowing_keeps_everything_both_sides_allow(requested, registered, request) -> None:
     context, resource_type, interaction, values = request
     granted = narrow(requested, registered)
-    both = (access(requested, context, resource_type, interaction).matches(values)
-            and access(registered, context, resource_type, interaction).matches(values))
+    both = access(requested, context, resource_type, interaction).matches(values) and access(
+        registered, context, resource_type, interaction
+    ).matches(values)
     assert access(granted, context, resource_type, interaction).matches(values) == both
 
 
@@ -125,8 +134,12 @@ def test_scope_strings_round_trip(scopes) -> None:
 @given(st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12))
 def test_constraint_values_with_any_characters_round_trip(text) -> None:
     escaped = text.replace("\\", "\\\\").replace(",", "\\,")
-    scope = ResourceScope(ScopeContext.USER, "Observation", frozenset({Interaction.READ}),
-                          (Constraint("code", (escaped,)),))
+    scope = ResourceScope(
+        ScopeContext.USER,
+        "Observation",
+        frozenset({Interaction.READ}),
+        (Constraint("code", (escaped,)),),
+    )
     rendered = str(scope)
     assert " " not in rendered
     assert parse_scope(rendered) == scope

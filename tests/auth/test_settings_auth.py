@@ -18,8 +18,7 @@ def test_defaults() -> None:
     assert s.auth_external_issuer is None and s.auth_external_jwks_url is None
 
 
-@pytest.mark.parametrize("algs", ['["HS256"]', '["none"]', '["RS256","HS512"]', "[]",
-                                  '["PS256"]'])
+@pytest.mark.parametrize("algs", ['["HS256"]', '["none"]', '["RS256","HS512"]', "[]", '["PS256"]'])
 def test_symmetric_or_unknown_algorithms_are_refused_at_start_up(monkeypatch, algs) -> None:
     monkeypatch.setenv("REGISTER_AUTH_ALLOWED_ALGORITHMS", algs)
     with pytest.raises(ValidationError):
@@ -27,8 +26,9 @@ def test_symmetric_or_unknown_algorithms_are_refused_at_start_up(monkeypatch, al
 
 
 def test_every_algorithm_the_settings_allow_is_one_auth_verifies(monkeypatch) -> None:
-    monkeypatch.setenv("REGISTER_AUTH_ALLOWED_ALGORITHMS",
-                       '["RS256","RS384","RS512","ES256","ES384","ES512"]')
+    monkeypatch.setenv(
+        "REGISTER_AUTH_ALLOWED_ALGORITHMS", '["RS256","RS384","RS512","ES256","ES384","ES512"]'
+    )
     assert set(Settings().auth_allowed_algorithms) == ASYMMETRIC_ALGORITHMS
 
 

@@ -40,9 +40,16 @@ def refused(verifier: TokenVerifier, token: str) -> TokenErrorReason:
 
 def valid_claims(**overrides: Any) -> dict[str, Any]:
     claims = {
-        "iss": ISSUER, "aud": AUDIENCE, "sub": "user-123", "iat": int(START),
-        "nbf": int(START), "exp": int(START) + 300, "jti": "j-1", "scope": "user/*.cruds",
-        "role": "admin", "client_id": "care-portal",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "user-123",
+        "iat": int(START),
+        "nbf": int(START),
+        "exp": int(START) + 300,
+        "jti": "j-1",
+        "scope": "user/*.cruds",
+        "role": "admin",
+        "client_id": "care-portal",
     }
     claims.update(overrides)
     return claims
@@ -95,10 +102,12 @@ def test_hmac_signed_with_the_public_key_as_secret_is_refused(
     private = serialization.load_pem_private_key(current.private_pem, password=None)
     public = private.public_key()
     secrets = [
-        public.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo),
-        public.public_bytes(serialization.Encoding.DER,
-                            serialization.PublicFormat.SubjectPublicKeyInfo),
+        public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
         str(current.public_jwk()).encode(),
     ]
     for secret in secrets:
@@ -106,12 +115,17 @@ def test_hmac_signed_with_the_public_key_as_secret_is_refused(
         assert refused(verifier, forged) is TokenErrorReason.ALGORITHM_NOT_ALLOWED
 
 
-def test_algorithm_allow_list_is_enforced(key_store: KeyStore, clock: FakeClock,
-                                          token: str) -> None:
+def test_algorithm_allow_list_is_enforced(
+    key_store: KeyStore, clock: FakeClock, token: str
+) -> None:
     from auth.tokens import TrustedIssuer
 
-    rs_only = TokenVerifier([TrustedIssuer(ISSUER, key_store)], audience=AUDIENCE,
-                            allowed_algorithms=["RS384"], clock=clock)
+    rs_only = TokenVerifier(
+        [TrustedIssuer(ISSUER, key_store)],
+        audience=AUDIENCE,
+        allowed_algorithms=["RS384"],
+        clock=clock,
+    )
     assert refused(rs_only, token) is TokenErrorReason.ALGORITHM_NOT_ALLOWED  # ES384 token
 
 
@@ -134,16 +148,19 @@ def test_key_embedded_in_the_header_is_ignored(verifier: TokenVerifier) -> None:
     attacker = generate_private_key("ES384")
     jwk = public_jwk(attacker.public_key())
     kid = jwk_thumbprint(jwk)
-    forged = sign_raw({"alg": "ES384", "typ": "JWT", "kid": kid, "jwk": jwk}, valid_claims(),
-                      attacker)
+    forged = sign_raw(
+        {"alg": "ES384", "typ": "JWT", "kid": kid, "jwk": jwk}, valid_claims(), attacker
+    )
     assert refused(verifier, forged) is TokenErrorReason.UNKNOWN_KID
-    via_jku = sign_raw({"alg": "ES384", "kid": kid, "jku": "https://evil.example/jwks"},
-                       valid_claims(), attacker)
+    via_jku = sign_raw(
+        {"alg": "ES384", "kid": kid, "jku": "https://evil.example/jwks"}, valid_claims(), attacker
+    )
     assert refused(verifier, via_jku) is TokenErrorReason.UNKNOWN_KID
 
 
-def test_attacker_key_reusing_our_kid_fails_the_signature(verifier: TokenVerifier,
-                                                          key_store: KeyStore) -> None:
+def test_attacker_key_reusing_our_kid_fails_the_signature(
+    verifier: TokenVerifier, key_store: KeyStore
+) -> None:
     attacker = generate_private_key("ES384")
     forged = sign_raw({"alg": "ES384", "kid": key_store.current().kid}, valid_claims(), attacker)
     assert refused(verifier, forged) is TokenErrorReason.BAD_SIGNATURE
@@ -189,8 +206,7 @@ def test_tampered_signature_is_refused(verifier: TokenVerifier, token: str) -> N
     assert refused(verifier, f"{head}.{body}.{flipped}") is TokenErrorReason.BAD_SIGNATURE
 
 
-def test_signature_from_another_token_is_refused(verifier: TokenVerifier,
-                                                 clinician_token) -> None:
+def test_signature_from_another_token_is_refused(verifier: TokenVerifier, clinician_token) -> None:
     first, second = clinician_token(), clinician_token(subject="user-999")
     spliced = ".".join(second.split(".")[:2] + first.split(".")[2:])
     assert refused(verifier, spliced) is TokenErrorReason.BAD_SIGNATURE
@@ -204,8 +220,9 @@ def test_expired_token_is_refused(verifier: TokenVerifier, clock: FakeClock, tok
     assert refused(verifier, token) is TokenErrorReason.EXPIRED
 
 
-def test_not_yet_valid_token_is_refused(verifier: TokenVerifier, clock: FakeClock,
-                                        key_store: KeyStore, clinician_token) -> None:
+def test_not_yet_valid_token_is_refused(
+    verifier: TokenVerifier, clock: FakeClock, key_store: KeyStore, clinician_token
+) -> None:
     clock.advance(61)
     early = clinician_token()  # issued (nbf, iat) 61 s in the verifier's future
     clock.advance(-61)
@@ -218,8 +235,9 @@ def test_token_issued_in_the_future_is_refused(verifier: TokenVerifier, sign_as_
     assert refused(verifier, sign_as_issuer(claims)) is TokenErrorReason.ISSUED_IN_FUTURE
 
 
-@pytest.mark.parametrize("aud", ["https://other-register.example/fhir", ["https://x.example"],
-                                 [], 42, None])
+@pytest.mark.parametrize(
+    "aud", ["https://other-register.example/fhir", ["https://x.example"], [], 42, None]
+)
 def test_wrong_audience_is_refused(verifier: TokenVerifier, sign_as_issuer, aud: Any) -> None:
     claims = valid_claims(aud=aud)
     if aud is None:
@@ -237,16 +255,16 @@ def test_wrong_issuer_is_refused(verifier: TokenVerifier, sign_as_issuer) -> Non
 
 
 @pytest.mark.parametrize("missing", ["exp", "iat", "sub", "jti"])
-def test_missing_required_claims_are_refused(verifier: TokenVerifier, sign_as_issuer,
-                                             missing: str) -> None:
+def test_missing_required_claims_are_refused(
+    verifier: TokenVerifier, sign_as_issuer, missing: str
+) -> None:
     claims = valid_claims()
     del claims[missing]
     assert refused(verifier, sign_as_issuer(claims)) is TokenErrorReason.MISSING_CLAIM
 
 
 @pytest.mark.parametrize("exp", ["9999999999", True, float("inf"), float("nan"), [1]])
-def test_non_numeric_times_are_refused(verifier: TokenVerifier, sign_as_issuer,
-                                       exp: Any) -> None:
+def test_non_numeric_times_are_refused(verifier: TokenVerifier, sign_as_issuer, exp: Any) -> None:
     assert refused(verifier, sign_as_issuer(valid_claims(exp=exp))) is (
         TokenErrorReason.INVALID_CLAIM
     )

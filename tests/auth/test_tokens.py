@@ -24,12 +24,17 @@ def reason(call) -> TokenErrorReason:
     return caught.value.reason
 
 
-def test_issued_token_carries_the_register_claims(issuer: TokenIssuer,
-                                                   verifier: TokenVerifier) -> None:
+def test_issued_token_carries_the_register_claims(
+    issuer: TokenIssuer, verifier: TokenVerifier
+) -> None:
     issued = issuer.issue(
-        role=Role.CLINICIAN, subject="user-123", client_id="care-portal",
-        scope="user/*.rs openid fhirUser", fhir_user="PractitionerRole/pr-9",
-        organisation="RXR", purpose_of_use=PurposeOfUse.TREAT,
+        role=Role.CLINICIAN,
+        subject="user-123",
+        client_id="care-portal",
+        scope="user/*.rs openid fhirUser",
+        fhir_user="PractitionerRole/pr-9",
+        organisation="RXR",
+        purpose_of_use=PurposeOfUse.TREAT,
     )
     header, claims, _ = segments(issued.access_token)
     assert header == {"alg": "ES384", "kid": issued.kid, "typ": "at+jwt"}
@@ -55,8 +60,13 @@ def test_every_token_gets_a_fresh_jti(clinician_token) -> None:
 
 
 def test_issued_token_repr_hides_the_token(issuer: TokenIssuer) -> None:
-    issued = issuer.issue(role=Role.PATIENT, subject="pat-1", client_id="nhs-app",
-                          scope="patient/*.rs", fhir_user="Patient/p-1")
+    issued = issuer.issue(
+        role=Role.PATIENT,
+        subject="pat-1",
+        client_id="nhs-app",
+        scope="patient/*.rs",
+        fhir_user="Patient/p-1",
+    )
     assert issued.access_token not in repr(issued)
 
 
@@ -73,15 +83,25 @@ def test_verifier_builds_the_principal(verifier: TokenVerifier, clinician_token)
 
 def test_issuer_refuses_claims_the_verifier_would_reject(issuer: TokenIssuer) -> None:
     with pytest.raises(ValueError, match="would reject"):
-        issuer.issue(role=Role.CLINICIAN, subject="u", client_id="c", scope="user/*.rs",
-                     fhir_user="Practitioner/p")  # no organisation
+        issuer.issue(
+            role=Role.CLINICIAN,
+            subject="u",
+            client_id="c",
+            scope="user/*.rs",
+            fhir_user="Practitioner/p",
+        )  # no organisation
     with pytest.raises(ValueError):
         issuer.issue(role=Role.OPERATOR, subject="u", client_id="c", scope="system/*.rs")
 
 
 def test_lifetime_can_be_shortened_but_not_lengthened(issuer: TokenIssuer) -> None:
-    kwargs: dict[str, Any] = dict(role=Role.SYSTEM, subject="lab-feed", client_id="lab-feed",
-                  scope="system/Observation.c", organisation="RXR")
+    kwargs: dict[str, Any] = dict(
+        role=Role.SYSTEM,
+        subject="lab-feed",
+        client_id="lab-feed",
+        scope="system/Observation.c",
+        organisation="RXR",
+    )
     assert issuer.issue(**kwargs, lifetime=60).expires_in == 60
     assert issuer.issue(**kwargs, lifetime=86400).expires_in == 300
 
@@ -91,7 +111,10 @@ def test_lifetime_can_be_shortened_but_not_lengthened(issuer: TokenIssuer) -> No
     [(299, True), (300 + 59, True), (300 + 60, False)],
 )
 def test_expiry_allows_the_configured_skew_and_no_more(
-    verifier: TokenVerifier, clock: FakeClock, clinician_token, seconds_later: int,
+    verifier: TokenVerifier,
+    clock: FakeClock,
+    clinician_token,
+    seconds_later: int,
     accepted: bool,
 ) -> None:
     token = clinician_token()
@@ -111,21 +134,25 @@ def test_a_token_from_a_clock_slightly_ahead_is_accepted(
     assert verifier.verify(token)["sub"] == "user-123"
 
 
-def test_audience_list_containing_ours_is_accepted(key_store: KeyStore,
-                                                   clock: FakeClock) -> None:
+def test_audience_list_containing_ours_is_accepted(key_store: KeyStore, clock: FakeClock) -> None:
     issuer = TokenIssuer(key_store, issuer=ISSUER, audience=AUDIENCE, clock=clock)
-    verifier = TokenVerifier([TrustedIssuer(ISSUER, key_store)],
-                             audience=[AUDIENCE, "https://other.example/fhir"], clock=clock)
-    token = issuer.issue(role=Role.PATIENT, subject="p", client_id="app", scope="patient/*.rs",
-                         fhir_user="Patient/p").access_token
+    verifier = TokenVerifier(
+        [TrustedIssuer(ISSUER, key_store)],
+        audience=[AUDIENCE, "https://other.example/fhir"],
+        clock=clock,
+    )
+    token = issuer.issue(
+        role=Role.PATIENT, subject="p", client_id="app", scope="patient/*.rs", fhir_user="Patient/p"
+    ).access_token
     assert verifier.verify(token)["aud"] == AUDIENCE
 
 
 def test_verifier_refuses_to_be_configured_with_symmetric_algorithms(key_store: KeyStore) -> None:
     for bad in (["HS256"], ["RS256", "none"], []):
         with pytest.raises(ValueError):
-            TokenVerifier([TrustedIssuer(ISSUER, key_store)], audience=AUDIENCE,
-                          allowed_algorithms=bad)
+            TokenVerifier(
+                [TrustedIssuer(ISSUER, key_store)], audience=AUDIENCE, allowed_algorithms=bad
+            )
 
 
 def test_verifier_refuses_a_large_clock_skew(key_store: KeyStore) -> None:
@@ -135,10 +162,12 @@ def test_verifier_refuses_a_large_clock_skew(key_store: KeyStore) -> None:
 
 def test_max_lifetime_limits_external_tokens(key_store: KeyStore, clock: FakeClock) -> None:
     issuer = TokenIssuer(key_store, issuer=ISSUER, audience=AUDIENCE, lifetime=3600, clock=clock)
-    strict = TokenVerifier([TrustedIssuer(ISSUER, key_store)], audience=AUDIENCE,
-                           max_lifetime=900, clock=clock)
-    token = issuer.issue(role=Role.PATIENT, subject="p", client_id="app", scope="patient/*.rs",
-                         fhir_user="Patient/p").access_token
+    strict = TokenVerifier(
+        [TrustedIssuer(ISSUER, key_store)], audience=AUDIENCE, max_lifetime=900, clock=clock
+    )
+    token = issuer.issue(
+        role=Role.PATIENT, subject="p", client_id="app", scope="patient/*.rs", fhir_user="Patient/p"
+    ).access_token
     assert reason(lambda: strict.verify(token)) is TokenErrorReason.LIFETIME_TOO_LONG
 
 
@@ -154,37 +183,50 @@ class TestExternalIdentityProvider:
         return []
 
     @pytest.fixture
-    def verifier(self, key_store: KeyStore, idp_keys: KeyStore, clock: FakeClock,
-                 fetches: list[str]) -> TokenVerifier:
+    def verifier(
+        self, key_store: KeyStore, idp_keys: KeyStore, clock: FakeClock, fetches: list[str]
+    ) -> TokenVerifier:
         def handler(request: httpx.Request) -> httpx.Response:
             fetches.append(str(request.url))
             return httpx.Response(200, json=idp_keys.jwks())
 
-        remote = RemoteJwks(EXTERNAL_JWKS, client=httpx.Client(transport=httpx.MockTransport(
-            handler)), clock=clock)
-        return TokenVerifier([TrustedIssuer(ISSUER, key_store), TrustedIssuer(EXTERNAL, remote)],
-                             audience=AUDIENCE, clock=clock)
+        remote = RemoteJwks(
+            EXTERNAL_JWKS, client=httpx.Client(transport=httpx.MockTransport(handler)), clock=clock
+        )
+        return TokenVerifier(
+            [TrustedIssuer(ISSUER, key_store), TrustedIssuer(EXTERNAL, remote)],
+            audience=AUDIENCE,
+            clock=clock,
+        )
 
     def idp_token(self, idp_keys: KeyStore, clock: FakeClock, iss: str = EXTERNAL) -> str:
         idp = TokenIssuer(idp_keys, issuer=iss, audience=AUDIENCE, clock=clock)
-        return idp.issue(role=Role.CLINICIAN, subject="nhs-cis2-555", client_id="cis2",
-                         scope="user/*.rs", fhir_user="Practitioner/p-5",
-                         organisation="RXR").access_token
+        return idp.issue(
+            role=Role.CLINICIAN,
+            subject="nhs-cis2-555",
+            client_id="cis2",
+            scope="user/*.rs",
+            fhir_user="Practitioner/p-5",
+            organisation="RXR",
+        ).access_token
 
-    def test_external_token_verifies_with_the_fetched_jwks(self, verifier, idp_keys, clock,
-                                                           fetches) -> None:
+    def test_external_token_verifies_with_the_fetched_jwks(
+        self, verifier, idp_keys, clock, fetches
+    ) -> None:
         token = self.idp_token(idp_keys, clock)
         assert verifier.verify(token)["iss"] == EXTERNAL
         assert verifier.verify(token)["iss"] == EXTERNAL
         assert fetches == [EXTERNAL_JWKS]  # cached
 
-    def test_external_key_cannot_vouch_for_the_embedded_issuer(self, verifier, idp_keys,
-                                                               clock) -> None:
+    def test_external_key_cannot_vouch_for_the_embedded_issuer(
+        self, verifier, idp_keys, clock
+    ) -> None:
         forged = self.idp_token(idp_keys, clock, iss=ISSUER)
         assert reason(lambda: verifier.verify(forged)) is TokenErrorReason.UNKNOWN_KID
 
-    def test_untrusted_issuer_is_refused_before_any_fetch(self, verifier, idp_keys, clock,
-                                                          fetches) -> None:
+    def test_untrusted_issuer_is_refused_before_any_fetch(
+        self, verifier, idp_keys, clock, fetches
+    ) -> None:
         token = self.idp_token(idp_keys, clock, iss="https://evil.example")
         assert reason(lambda: verifier.verify(token)) is TokenErrorReason.WRONG_ISSUER
         assert fetches == []

@@ -111,13 +111,16 @@ def resolve_bundle_references(bundle: Resource) -> list[Resource]:
         resource = entry["resource"]
         full_url = entry.get("fullUrl", "")
         if full_url.startswith("urn:uuid:"):
-            mapping[full_url] = f"{resource['resourceType']}/{full_url[len('urn:uuid:'):]}"
+            mapping[full_url] = f"{resource['resourceType']}/{full_url[len('urn:uuid:') :]}"
 
     def rewrite(value: Any) -> Any:
         if isinstance(value, dict):
             return {
-                key: (mapping.get(item, item) if key == "reference" and isinstance(item, str)
-                      else rewrite(item))
+                key: (
+                    mapping.get(item, item)
+                    if key == "reference" and isinstance(item, str)
+                    else rewrite(item)
+                )
                 for key, item in value.items()
             }
         if isinstance(value, list):
@@ -129,7 +132,7 @@ def resolve_bundle_references(bundle: Resource) -> list[Resource]:
         resource = rewrite(entry["resource"])
         full_url = entry.get("fullUrl", "")
         if full_url.startswith("urn:uuid:"):
-            resource["id"] = full_url[len("urn:uuid:"):]
+            resource["id"] = full_url[len("urn:uuid:") :]
         resources.append(resource)
     return resources
 

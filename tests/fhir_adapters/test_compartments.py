@@ -13,8 +13,15 @@ from fhir_adapters.compartments import (
 from fhir_adapters.search_parameters import get, resource_types
 
 # Types the register defines parameters for but the R4 Patient compartment leaves out.
-NOT_IN_COMPARTMENT = {"Practitioner", "PractitionerRole", "Organization", "Location",
-                      "Medication", "Questionnaire", "Device"}
+NOT_IN_COMPARTMENT = {
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Medication",
+    "Questionnaire",
+    "Device",
+}
 
 
 def test_every_compartment_parameter_of_a_defined_type_exists() -> None:
@@ -37,31 +44,48 @@ def test_defined_types_are_in_the_compartment_unless_the_spec_leaves_them_out() 
 
 
 def test_patient_is_in_its_own_compartment_and_in_linked_ones() -> None:
-    patient = {"resourceType": "Patient", "id": "p1",
-               "link": [{"other": {"reference": "Patient/p0"}, "type": "replaces"},
-                        {"other": {"reference": "RelatedPerson/r1"}, "type": "seealso"}]}
+    patient = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "link": [
+            {"other": {"reference": "Patient/p0"}, "type": "replaces"},
+            {"other": {"reference": "RelatedPerson/r1"}, "type": "seealso"},
+        ],
+    }
     assert patient_compartment(patient) == ["p1", "p0"]
     assert primary_patient(patient) == "p1"
 
 
 def test_subject_comes_before_performer() -> None:
-    obs = {"resourceType": "Observation", "performer": [{"reference": "Patient/self"}],
-           "subject": {"reference": "Patient/p2"}}
+    obs = {
+        "resourceType": "Observation",
+        "performer": [{"reference": "Patient/self"}],
+        "subject": {"reference": "Patient/p2"},
+    }
     assert patient_compartment(obs) == ["p2", "self"]
     assert primary_patient(obs) == "p2"
-    group_obs = {"resourceType": "Observation", "subject": {"reference": "Group/g"},
-                 "performer": [{"reference": "Patient/p3"}]}
+    group_obs = {
+        "resourceType": "Observation",
+        "subject": {"reference": "Group/g"},
+        "performer": [{"reference": "Patient/p3"}],
+    }
     assert primary_patient(group_obs) == "p3"
 
 
 def test_only_local_patients_count() -> None:
-    obs = {"resourceType": "Observation",
-           "subject": {"reference": "https://elsewhere.example/fhir/Patient/x"}}
+    obs = {
+        "resourceType": "Observation",
+        "subject": {"reference": "https://elsewhere.example/fhir/Patient/x"},
+    }
     assert patient_compartment(obs) == []
     obs["subject"] = {"reference": "https://register.example/fhir/Patient/x"}
     assert patient_compartment(obs, local_bases=("https://register.example/fhir/",)) == ["x"]
-    logical = {"resourceType": "Observation", "subject": {
-        "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}}}
+    logical = {
+        "resourceType": "Observation",
+        "subject": {
+            "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}
+        },
+    }
     assert patient_compartment(logical) == []
 
 

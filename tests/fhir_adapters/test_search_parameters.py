@@ -24,25 +24,80 @@ from fhir_adapters.search_parameters import (
 # The parameters the brief and the R4 specification require, per resource type (a subset of
 # what the table holds: the point is that none of these can silently disappear).
 REQUIRED: dict[str, set[str]] = {
-    "Patient": {"identifier", "name", "family", "given", "birthdate", "gender",
-                "address-postalcode", "general-practitioner", "organization", "active",
-                "address", "address-city", "telecom", "phone", "email", "deceased",
-                "death-date", "link"},
+    "Patient": {
+        "identifier",
+        "name",
+        "family",
+        "given",
+        "birthdate",
+        "gender",
+        "address-postalcode",
+        "general-practitioner",
+        "organization",
+        "active",
+        "address",
+        "address-city",
+        "telecom",
+        "phone",
+        "email",
+        "deceased",
+        "death-date",
+        "link",
+    },
     "Practitioner": {"identifier", "name", "family", "given", "active", "telecom"},
     "PractitionerRole": {"practitioner", "organization", "role", "specialty", "identifier"},
     "Organization": {"identifier", "name", "partof", "type", "active", "address"},
-    "Observation": {"subject", "patient", "code", "category", "date", "value-quantity", "status",
-                    "encounter", "performer", "based-on", "component-code", "value-concept",
-                    "value-string", "code-value-quantity", "combo-code"},
+    "Observation": {
+        "subject",
+        "patient",
+        "code",
+        "category",
+        "date",
+        "value-quantity",
+        "status",
+        "encounter",
+        "performer",
+        "based-on",
+        "component-code",
+        "value-concept",
+        "value-string",
+        "code-value-quantity",
+        "combo-code",
+    },
     "Condition": {"patient", "subject", "code", "clinical-status", "onset-date", "category"},
-    "MedicationRequest": {"patient", "subject", "code", "medication", "status", "authoredon",
-                          "intent", "requester"},
+    "MedicationRequest": {
+        "patient",
+        "subject",
+        "code",
+        "medication",
+        "status",
+        "authoredon",
+        "intent",
+        "requester",
+    },
     "MedicationStatement": {"patient", "subject", "code", "medication", "status", "effective"},
     "Medication": {"code", "ingredient", "form", "status"},
-    "AllergyIntolerance": {"patient", "code", "clinical-status", "verification-status",
-                           "criticality", "date"},
-    "Encounter": {"patient", "subject", "date", "status", "class", "service-provider",
-                  "participant", "practitioner", "type", "reason-code", "episode-of-care"},
+    "AllergyIntolerance": {
+        "patient",
+        "code",
+        "clinical-status",
+        "verification-status",
+        "criticality",
+        "date",
+    },
+    "Encounter": {
+        "patient",
+        "subject",
+        "date",
+        "status",
+        "class",
+        "service-provider",
+        "participant",
+        "practitioner",
+        "type",
+        "reason-code",
+        "episode-of-care",
+    },
     "EpisodeOfCare": {"patient", "status", "date", "organization", "care-manager"},
     "CareTeam": {"patient", "subject", "participant", "status", "category", "date", "encounter"},
     "Procedure": {"patient", "subject", "code", "date", "performer", "status"},
@@ -62,8 +117,16 @@ REQUIRED: dict[str, set[str]] = {
     "Composition": {"patient", "subject", "type", "date", "section", "status", "entry"},
     "List": {"patient", "subject", "code", "item", "status", "title"},
     "Goal": {"patient", "subject", "lifecycle-status", "target-date", "start-date"},
-    "CarePlan": {"patient", "subject", "status", "category", "date", "activity-code",
-                 "care-team", "goal"},
+    "CarePlan": {
+        "patient",
+        "subject",
+        "status",
+        "category",
+        "date",
+        "activity-code",
+        "care-team",
+        "goal",
+    },
 }
 RESOURCE_LEVEL = {"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"}
 
@@ -140,7 +203,9 @@ def test_every_expression_compiles() -> None:
 
 def test_split_union_respects_brackets_and_quotes() -> None:
     assert split_union("A.b | (A.c as X) | A.d.where(e = 'x|y')") == [
-        "A.b", "(A.c as X)", "A.d.where(e = 'x|y')"
+        "A.b",
+        "(A.c as X)",
+        "A.d.where(e = 'x|y')",
     ]
     assert split_union("A.b") == ["A.b"]
 
@@ -179,9 +244,11 @@ def test_fast_path_agrees_with_fhirpathpy(all_resources: list[dict[str, Any]]) -
             for component in param.components:
                 for root in param.evaluate(resource):
                     for term in component.terms:
-                        assert evaluate_term(term, root) == evaluate_term(
-                            term, root, fast=False
-                        ), (resource.get("id"), param.name, term)
+                        assert evaluate_term(term, root) == evaluate_term(term, root, fast=False), (
+                            resource.get("id"),
+                            param.name,
+                            term,
+                        )
     assert compared > 10_000
 
 
@@ -194,8 +261,15 @@ def test_every_expression_evaluates_on_the_sample_data(
         for param in parameters_for(resource["resourceType"]).values():
             if param.evaluate(resource):
                 found.add((resource["resourceType"], param.name))
-    for must in [("Patient", "birthdate"), ("Observation", "value-quantity"),
-                 ("Observation", "code-value-quantity"), ("Encounter", "class"),
-                 ("Claim", "patient"), ("Patient", "deceased"), ("Patient", "death-date"),
-                 ("Consent", "actor"), ("AuditEvent", "patient")]:
+    for must in [
+        ("Patient", "birthdate"),
+        ("Observation", "value-quantity"),
+        ("Observation", "code-value-quantity"),
+        ("Encounter", "class"),
+        ("Claim", "patient"),
+        ("Patient", "deceased"),
+        ("Patient", "death-date"),
+        ("Consent", "actor"),
+        ("AuditEvent", "patient"),
+    ]:
         assert must in found

@@ -89,8 +89,12 @@ def test_escapes() -> None:
 def test_token_modifiers() -> None:
     text = single_test(parse("Condition", ("code:text", "Héart  Attack")))
     assert (text.modifier, text.values) == ("text", (TextValue("Héart  Attack", "heart attack"),))
-    of_type = single_test(parse("Patient", (
-        "identifier:of-type", "http://terminology.hl7.org/CodeSystem/v2-0203|MR|12345")))
+    of_type = single_test(
+        parse(
+            "Patient",
+            ("identifier:of-type", "http://terminology.hl7.org/CodeSystem/v2-0203|MR|12345"),
+        )
+    )
     assert of_type.values == (
         OfTypeValue("http://terminology.hl7.org/CodeSystem/v2-0203", "MR", "12345"),
     )
@@ -138,7 +142,11 @@ def test_date_values_with_prefixes() -> None:
     first, second = test.values
     assert isinstance(first, DateValue) and isinstance(second, DateValue)
     assert (first.prefix, first.low, first.high, first.precision) == (
-        "ge", datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 2, 1, tzinfo=UTC), "month")
+        "ge",
+        datetime(2013, 1, 1, tzinfo=UTC),
+        datetime(2013, 2, 1, tzinfo=UTC),
+        "month",
+    )
     assert (second.prefix, second.low) == ("lt", datetime(2013, 1, 14, 0, tzinfo=UTC))
 
 
@@ -176,11 +184,21 @@ def test_malformed_values_name_their_parameter(pairs: tuple[str, str], name: str
 
 
 def test_quantity_forms() -> None:
-    values = single_test(parse("Observation", (
-        "value-quantity", "5.4|http://unitsofmeasure.org|mmol/L,le5.4||mg,5.40"))).values
+    values = single_test(
+        parse(
+            "Observation", ("value-quantity", "5.4|http://unitsofmeasure.org|mmol/L,le5.4||mg,5.40")
+        )
+    ).values
     full, unit_only, bare = values
-    assert full == QuantityValue("eq", "5.4", Decimal("5.4"), Decimal("5.35"), Decimal("5.45"),
-                                 "http://unitsofmeasure.org", "mmol/L")
+    assert full == QuantityValue(
+        "eq",
+        "5.4",
+        Decimal("5.4"),
+        Decimal("5.35"),
+        Decimal("5.45"),
+        "http://unitsofmeasure.org",
+        "mmol/L",
+    )
     assert isinstance(unit_only, QuantityValue)
     assert (unit_only.prefix, unit_only.system, unit_only.code) == ("le", None, "mg")
     assert isinstance(bare, QuantityValue)
@@ -197,8 +215,9 @@ def test_number_values() -> None:
 
 
 def test_composite_values() -> None:
-    [value] = single_test(parse("Observation", (
-        "code-value-quantity", "http://loinc.org|8480-6$gt100"))).values
+    [value] = single_test(
+        parse("Observation", ("code-value-quantity", "http://loinc.org|8480-6$gt100"))
+    ).values
     assert isinstance(value, CompositeValue)
     code, quantity = value.components
     assert code == TokenValue(TokenForm.SYSTEM_CODE, "http://loinc.org", "8480-6")
@@ -212,25 +231,34 @@ def test_composite_values() -> None:
 
 
 def test_reference_values() -> None:
-    test = single_test(parse("Observation", ("subject", "Patient/1,2,https://x.example/fhir/Group/g")))
+    test = single_test(
+        parse("Observation", ("subject", "Patient/1,2,https://x.example/fhir/Group/g"))
+    )
     assert test.values == (
         ReferenceValue("Patient/1", "Patient", "1", "Patient/1"),
         ReferenceValue("2", None, "2", None),
-        ReferenceValue("https://x.example/fhir/Group/g", "Group", None,
-                       "https://x.example/fhir/Group/g"),
+        ReferenceValue(
+            "https://x.example/fhir/Group/g", "Group", None, "https://x.example/fhir/Group/g"
+        ),
     )
     typed = single_test(parse("Observation", ("subject:Patient", "23")))
     assert typed.target_type == "Patient" and typed.values == (
         ReferenceValue("23", "Patient", "23", None),
     )
-    local = parse_query("Observation", [("subject", "https://r.example/fhir/Patient/5")],
-                        local_bases=("https://r.example/fhir",))
-    assert single_test(local).values == (ReferenceValue("https://r.example/fhir/Patient/5",
-                                                    "Patient", "5", "Patient/5"),)
-    by_identifier = single_test(parse("Observation", (
-        "subject:identifier", "https://fhir.nhs.uk/Id/nhs-number|9000000009")))
-    assert by_identifier.values == (TokenValue(
-        TokenForm.SYSTEM_CODE, "https://fhir.nhs.uk/Id/nhs-number", "9000000009"),)
+    local = parse_query(
+        "Observation",
+        [("subject", "https://r.example/fhir/Patient/5")],
+        local_bases=("https://r.example/fhir",),
+    )
+    assert single_test(local).values == (
+        ReferenceValue("https://r.example/fhir/Patient/5", "Patient", "5", "Patient/5"),
+    )
+    by_identifier = single_test(
+        parse("Observation", ("subject:identifier", "https://fhir.nhs.uk/Id/nhs-number|9000000009"))
+    )
+    assert by_identifier.values == (
+        TokenValue(TokenForm.SYSTEM_CODE, "https://fhir.nhs.uk/Id/nhs-number", "9000000009"),
+    )
 
 
 def test_reference_misuse() -> None:
@@ -250,19 +278,30 @@ def test_chain_of_one_level() -> None:
     [inner] = chain.alternatives
     assert isinstance(inner, ParameterTest)
     assert (inner.resource_type, inner.parameter.name, inner.values) == (
-        "Patient", "name", (StringValue("peter", "peter"),))
+        "Patient",
+        "name",
+        (StringValue("peter", "peter"),),
+    )
 
 
 def test_chain_with_type_and_nested_levels() -> None:
-    chain = only(parse("Observation", (
-        "subject:Patient.organization.identifier", "https://fhir.nhs.uk/Id/ods-organization-code|A1")))
+    chain = only(
+        parse(
+            "Observation",
+            (
+                "subject:Patient.organization.identifier",
+                "https://fhir.nhs.uk/Id/ods-organization-code|A1",
+            ),
+        )
+    )
     assert isinstance(chain, Chain)
     [middle] = chain.alternatives
     assert isinstance(middle, Chain) and middle.resource_type == "Patient"
     [inner] = middle.alternatives
     assert isinstance(inner, ParameterTest) and inner.resource_type == "Organization"
-    assert inner.values == (TokenValue(TokenForm.SYSTEM_CODE,
-                                       "https://fhir.nhs.uk/Id/ods-organization-code", "A1"),)
+    assert inner.values == (
+        TokenValue(TokenForm.SYSTEM_CODE, "https://fhir.nhs.uk/Id/ods-organization-code", "A1"),
+    )
 
 
 def test_chain_without_type_tries_each_target_that_has_the_parameter() -> None:
@@ -287,14 +326,18 @@ def test_reverse_chain() -> None:
 
 
 def test_nested_reverse_chain() -> None:
-    has = only(parse("Patient", (
-        "_has:Observation:patient:_has:Provenance:target:agent", "Practitioner/1")))
+    has = only(
+        parse(
+            "Patient", ("_has:Observation:patient:_has:Provenance:target:agent", "Practitioner/1")
+        )
+    )
     assert isinstance(has, ReverseChain) and isinstance(has.inner, ReverseChain)
     assert has.inner.source_type == "Provenance"
     inner = has.inner.inner
     assert isinstance(inner, ParameterTest)
-    assert inner.values == (ReferenceValue("Practitioner/1", "Practitioner", "1",
-                                           "Practitioner/1"),)
+    assert inner.values == (
+        ReferenceValue("Practitioner/1", "Practitioner", "1", "Practitioner/1"),
+    )
 
 
 def test_reverse_chain_misuse() -> None:
@@ -318,28 +361,49 @@ def test_reverse_chain_misuse() -> None:
 def test_result_parameters() -> None:
     query = parse(
         "Observation",
-        ("_count", "20"), ("_offset", "40"), ("_sort", "-date,code,_lastUpdated"),
-        ("_total", "accurate"), ("_summary", "count"), ("_elements", "id,code,subject"),
+        ("_count", "20"),
+        ("_offset", "40"),
+        ("_sort", "-date,code,_lastUpdated"),
+        ("_total", "accurate"),
+        ("_summary", "count"),
+        ("_elements", "id,code,subject"),
         ("_include", "Observation:patient,Observation:performer:Practitioner"),
         ("_include:iterate", "Patient:general-practitioner"),
-        ("_revinclude", "Provenance:target"), ("_contained", "both"),
-        ("_containedType", "contained"), ("_format", "json"), ("_pretty", "true"),
+        ("_revinclude", "Provenance:target"),
+        ("_contained", "both"),
+        ("_containedType", "contained"),
+        ("_format", "json"),
+        ("_pretty", "true"),
     )
     result = query.result
-    assert (result.count, result.offset, result.total, result.summary) == (20, 40, "accurate",
-                                                                          "count")
+    assert (result.count, result.offset, result.total, result.summary) == (
+        20,
+        40,
+        "accurate",
+        "count",
+    )
     assert [(key.parameter.name, key.descending) for key in result.sort] == [
-        ("date", True), ("code", False), ("_lastUpdated", False)]
+        ("date", True),
+        ("code", False),
+        ("_lastUpdated", False),
+    ]
     assert result.elements == ("id", "code", "subject")
-    assert [(i.source_type, i.parameter and i.parameter.name, i.target_type, i.iterate)
-            for i in result.include] == [
+    assert [
+        (i.source_type, i.parameter and i.parameter.name, i.target_type, i.iterate)
+        for i in result.include
+    ] == [
         ("Observation", "patient", None, False),
         ("Observation", "performer", "Practitioner", False),
-        ("Patient", "general-practitioner", None, True)]
+        ("Patient", "general-practitioner", None, True),
+    ]
     [rev] = result.revinclude
     assert (rev.source_type, rev.parameter and rev.parameter.name) == ("Provenance", "target")
     assert (result.contained, result.contained_type, result.format, result.pretty) == (
-        "both", "contained", "json", True)
+        "both",
+        "contained",
+        "json",
+        True,
+    )
     assert query.criteria == ()
 
 
@@ -373,8 +437,7 @@ def test_result_parameter_misuse(pairs: tuple[tuple[str, str], ...], name: str) 
 
 
 def test_unknown_parameters_are_reported_not_raised() -> None:
-    query = parse("Patient", ("nosuch", "1"), ("_text", "x"), ("name", "a"),
-                  ("nosuch:exact", "2"))
+    query = parse("Patient", ("nosuch", "1"), ("_text", "x"), ("name", "a"), ("nosuch:exact", "2"))
     assert query.unknown == ("nosuch", "_text", "nosuch:exact")
     assert len(query.criteria) == 1
 
@@ -386,10 +449,21 @@ def test_empty_values_are_ignored() -> None:
 
 
 def test_resource_level_parameters_on_any_type() -> None:
-    query = parse("Basic", ("_id", "a,b"), ("_lastUpdated", "gt2024-01-01"),
-                  ("_tag", "urn:t|x"), ("_profile", "http://p"), ("_security", "R"))
+    query = parse(
+        "Basic",
+        ("_id", "a,b"),
+        ("_lastUpdated", "gt2024-01-01"),
+        ("_tag", "urn:t|x"),
+        ("_profile", "http://p"),
+        ("_security", "R"),
+    )
     assert [c.parameter.name for c in query.criteria if isinstance(c, ParameterTest)] == [
-        "_id", "_lastUpdated", "_tag", "_profile", "_security"]
+        "_id",
+        "_lastUpdated",
+        "_tag",
+        "_profile",
+        "_security",
+    ]
 
 
 def test_unknown_resource_type() -> None:

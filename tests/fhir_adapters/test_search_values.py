@@ -27,8 +27,15 @@ def span(text: str) -> tuple[datetime, datetime]:
     return parsed.low, parsed.high
 
 
-def utc(year: int, month: int = 1, day: int = 1, hour: int = 0, minute: int = 0,
-        second: int = 0, micro: int = 0) -> datetime:
+def utc(
+    year: int,
+    month: int = 1,
+    day: int = 1,
+    hour: int = 0,
+    minute: int = 0,
+    second: int = 0,
+    micro: int = 0,
+) -> datetime:
     return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
@@ -105,8 +112,18 @@ def test_date_precisions() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["2013-13", "2013-02-30", "13-01-01", "2013-01-14T25:00", "2013-01-14Z",
-            "2013/01/14", "", "2013-01-14T10:00:00+15:00", "0000"]
+    "bad",
+    [
+        "2013-13",
+        "2013-02-30",
+        "13-01-01",
+        "2013-01-14T25:00",
+        "2013-01-14Z",
+        "2013/01/14",
+        "",
+        "2013-01-14T10:00:00+15:00",
+        "0000",
+    ],
 )
 def test_invalid_dates_are_rejected(bad: str) -> None:
     with pytest.raises(ValueError):
@@ -123,8 +140,9 @@ PRECISIONS = {
 
 
 @given(
-    moment=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 12, 31),
-                        timezones=st.just(UTC)),
+    moment=st.datetimes(
+        min_value=datetime(1900, 1, 1), max_value=datetime(2100, 12, 31), timezones=st.just(UTC)
+    ),
     precision=st.sampled_from(sorted(PRECISIONS)),
 )
 def test_a_date_range_holds_the_instant_it_was_written_from(
@@ -136,8 +154,11 @@ def test_a_date_range_holds_the_instant_it_was_written_from(
     assert parsed.low <= moment < parsed.high
     assert parsed.low.tzinfo is UTC
     # the same text indexed from a resource and searched with eq gives the same range
-    [entry] = [e for e in extract({"resourceType": "Patient", "birthDate": text[:10]})
-               if e.param == "birthdate"]
+    [entry] = [
+        e
+        for e in extract({"resourceType": "Patient", "birthDate": text[:10]})
+        if e.param == "birthdate"
+    ]
     assert isinstance(entry, DateEntry)
     query = parse_query("Patient", [("birthdate", text[:10])])
     test = query.criteria[0]
@@ -149,14 +170,18 @@ def test_a_date_range_holds_the_instant_it_was_written_from(
 
 
 @given(
-    s_low=st.integers(0, 50), s_len=st.integers(1, 20),
-    t_low=st.integers(0, 50), t_len=st.integers(1, 20),
+    s_low=st.integers(0, 50),
+    s_len=st.integers(1, 20),
+    t_low=st.integers(0, 50),
+    t_len=st.integers(1, 20),
 )
 def test_prefix_relations(s_low: int, s_len: int, t_low: int, t_len: int) -> None:
     """eq implies ge and le; sa implies gt; eb implies lt; ne is not eq."""
     args = (Decimal(s_low), Decimal(s_low + s_len), Decimal(t_low), Decimal(t_low + t_len))
-    result = {prefix: range_matches(prefix, *args) for prefix in
-              ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")}
+    result = {
+        prefix: range_matches(prefix, *args)
+        for prefix in ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+    }
     assert result["ne"] is not result["eq"]
     if result["eq"]:
         assert result["ge"] and result["le"] and result["ap"]
@@ -183,8 +208,15 @@ def test_number_precision_ranges_from_the_r4_search_page() -> None:
     assert range_matches("eq", *decimal_range(Decimal("1e2")), *decimal_range(Decimal("120")))
 
 
-@given(st.decimals(allow_nan=False, allow_infinity=False, places=4,
-                   min_value=Decimal("-1e6"), max_value=Decimal("1e6")))
+@given(
+    st.decimals(
+        allow_nan=False,
+        allow_infinity=False,
+        places=4,
+        min_value=Decimal("-1e6"),
+        max_value=Decimal("1e6"),
+    )
+)
 def test_decimal_range_is_one_unit_of_the_last_digit(value: Decimal) -> None:
     low, high = decimal_range(value)
     assert low < value < high
@@ -227,8 +259,13 @@ def test_normalisation_ignores_case_and_accents(text: str) -> None:
 
 def test_reference_parsing() -> None:
     relative = parse_reference("Patient/123/_history/4")
-    assert (relative.kind, relative.target_type, relative.target_id, relative.url,
-            relative.version) == ("relative", "Patient", "123", "Patient/123", "4")
+    assert (
+        relative.kind,
+        relative.target_type,
+        relative.target_id,
+        relative.url,
+        relative.version,
+    ) == ("relative", "Patient", "123", "Patient/123", "4")
     assert parse_reference("#p1").kind == "contained"
     conditional = parse_reference("Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|1")
     assert (conditional.kind, conditional.target_type) == ("conditional", "Patient")
@@ -236,22 +273,24 @@ def test_reference_parsing() -> None:
     assert (local.kind, local.target_id, local.url) == ("relative", "9", "Patient/9")
     external = parse_reference("https://x.example/fhir/Patient/9", ("https://r.example/fhir",))
     assert (external.kind, external.target_type, external.target_id) == (
-        "absolute", "Patient", None
+        "absolute",
+        "Patient",
+        None,
     )
 
 
 NAME_PART = st.text(alphabet="abcdefghijklmnopqrstuvwxyzéèöüñçåßÀÉÖ'-", min_size=1, max_size=12)
 
 
-@given(family=NAME_PART, given_names=st.lists(NAME_PART, min_size=1, max_size=3),
-       data=st.data())
+@given(family=NAME_PART, given_names=st.lists(NAME_PART, min_size=1, max_size=3), data=st.data())
 def test_any_prefix_of_any_name_part_finds_the_patient(
     family: str, given_names: list[str], data: st.DataObject
 ) -> None:
     """Indexed ``value_norm`` starts with the normalised query value, whatever case/accents."""
     patient = {"resourceType": "Patient", "name": [{"family": family, "given": given_names}]}
-    indexed = [e.value_norm for e in extract(patient) if e.param == "name"
-               and hasattr(e, "value_norm")]
+    indexed = [
+        e.value_norm for e in extract(patient) if e.param == "name" and hasattr(e, "value_norm")
+    ]
     part = data.draw(st.sampled_from([family, *given_names]))
     cut = data.draw(st.integers(1, len(part)))
     typed = data.draw(st.sampled_from([str.upper, str.lower, str.title]))(part[:cut])
