@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from fhir_adapters.operation_outcome import Issue, ResourceInvalid, error
 from fhir_adapters.resource_types import is_resource_type
 from fhir_adapters.validation import is_valid_id, validate_resource
-from register import search, storage
+from register import search, storage, write_hooks
 from register.context import RequestContext
 from register.errors import FhirError, bad_request, gone, not_found, precondition_failed
 from register.facts import facts_for
@@ -148,12 +148,13 @@ def _store(
     resource_id: str,
     current: storage.Current | None,
     method: str,
-) -> Version:
+) -> tuple[Version, list[Issue]]:
     resource_type = resource["resourceType"]
+    resource = write_hooks.before_write(conn, ctx, resource, current=current, method=method)
     moment = _now()
     version_id = 1 if current is None else current.version_id + 1
     stamped, content = _stamp(resource, resource_id, version_id, moment)
-    return storage.write_version(
+    version = storage.write_version(
         conn,
         resource_type=resource_type,
         resource_id=resource_id,
@@ -164,6 +165,8 @@ def _store(
         method=method,
         facts=facts_for(stamped, author_org=ctx.author_org),
     )
+    warnings = write_hooks.after_write(conn, ctx, version, stamped, previous=current)
+    return version, warnings
 
 
 def new_id() -> str:
@@ -196,8 +199,8 @@ def create(
             raise precondition_failed(
                 f"If-None-Exist matched {len(matches)} resources; it must match at most one."
             )
-    version = _store(conn, ctx, resource, assigned_id or new_id(), None, "POST")
-    return WriteResult(version, 201)
+    version, warnings = _store(conn, ctx, resource, assigned_id or new_id(), None, "POST")
+    return WriteResult(version, 201, warnings)
 
 
 def update(
@@ -231,8 +234,8 @@ def update(
             f"{'none' if current is None else current.version_id}."
         )
     status = 201 if current is None or current.deleted else 200
-    version = _store(conn, ctx, resource, resource_id, current, "PUT")
-    return WriteResult(version, status)
+    version, warnings = _store(conn, ctx, resource, resource_id, current, "PUT")
+    return WriteResult(version, status, warnings)
 
 
 def conditional_update(
@@ -307,8 +310,8 @@ def patch(
     if patched.get("id") != resource_id:
         raise FhirError(422, error("processing", "A patch may not change the resource id."))
     _validate(patched, resource_type)
-    version = _store(conn, ctx, patched, resource_id, current, "PATCH")
-    return WriteResult(version, 200)
+    version, warnings = _store(conn, ctx, patched, resource_id, current, "PATCH")
+    return WriteResult(version, 200, warnings)
 
 
 def delete(
@@ -347,7 +350,8 @@ def delete(
             author_org=current.author_org,
         ),
     )
-    return WriteResult(version, 200)
+    warnings = write_hooks.after_write(conn, ctx, version, None, previous=current)
+    return WriteResult(version, 200, warnings)
 
 
 def _patient_of(content: bytes) -> str | None:
