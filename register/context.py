@@ -21,6 +21,7 @@ class RequestContext:
     visibility: Visibility = EVERYTHING
     author_org: str | None = None
     principal: Any = None
+    settings: Any = None  # register.settings.Settings of the app serving the request
     extras: dict[str, Any] = field(default_factory=dict)
 
     def url(self, path: str) -> str:

@@ -169,6 +169,28 @@ def _store(
     return version, warnings
 
 
+def record_internal(conn: Connection, resource: dict[str, Any]) -> Version:
+    """Store a resource the register itself writes (a finding, a provenance record).
+
+    Written without running the write hooks again (which would recurse), with no authoring
+    organisation: such records are the register's, and the access policy alone decides who
+    sees them.
+    """
+    moment = _now()
+    stamped, content = _stamp(resource, new_id(), 1, moment)
+    return storage.write_version(
+        conn,
+        resource_type=resource["resourceType"],
+        resource_id=stamped["id"],
+        current=None,
+        content=content,
+        resource=stamped,
+        last_updated=moment,
+        method="POST",
+        facts=facts_for(stamped, author_org=None),
+    )
+
+
 def new_id() -> str:
     """A fresh server-assigned id."""
     return str(uuid.uuid4())

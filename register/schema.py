@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from register.db_types import FhirJson, UTCDateTime
@@ -68,3 +78,110 @@ class ResourceVersionRow(SQLModel, table=True):
 
 resource_table = ResourceRow.__table__  # type: ignore[attr-defined]
 version_table = ResourceVersionRow.__table__  # type: ignore[attr-defined]
+
+
+class CareActionRow(SQLModel, table=True):
+    """The action log: each care action a current resource records (for duplicate rules and
+    the denominators of review rates). Kept in step with the resource on every write."""
+
+    __tablename__ = "care_action"
+    __table_args__ = (
+        Index("ix_care_action_patient_group", "patient_id", "group_key", "kind"),
+        Index("ix_care_action_resource", "resource_pk"),
+        Index("ix_care_action_kind_time", "kind", "occurred_at"),
+    )
+
+    pk: int | None = Field(default=None, sa_column=Column(PK_TYPE, primary_key=True))
+    resource_pk: int = Field(
+        sa_column=Column(PK_TYPE, ForeignKey("resource.pk", ondelete="CASCADE"), nullable=False)
+    )
+    resource_type: str = Field(sa_column=Column(String(64), nullable=False))
+    resource_id: str = Field(sa_column=Column(String(64), nullable=False))
+    patient_id: str = Field(sa_column=Column(String(64), nullable=False))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    group_key: str = Field(sa_column=Column(String(200), nullable=False))
+    occurred_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    status: str = Field(sa_column=Column(String(32), nullable=False))
+    codes: str = Field(default="", sa_column=Column(Text, nullable=False))
+    ingredients: str = Field(default="", sa_column=Column(Text, nullable=False))
+    classes: str = Field(default="", sa_column=Column(Text, nullable=False))
+    org: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    practitioner: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    encounter: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    linked: str = Field(default="", sa_column=Column(Text, nullable=False))
+    value: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    unit: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    confirmed: bool = Field(default=False, nullable=False)
+
+
+class DuplicateFindingRow(SQLModel, table=True):
+    """One duplicated action found, as counted by the improvement review (the DetectedIssue
+    resource is the clinical record of it)."""
+
+    __tablename__ = "duplicate_finding"
+    __table_args__ = (
+        Index("ix_finding_rule_time", "rule", "occurred_at"),
+        Index("ix_finding_event", "patient_id", "rule", "group_key", "event_key"),
+    )
+
+    pk: int | None = Field(default=None, sa_column=Column(PK_TYPE, primary_key=True))
+    issue_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    rule: str = Field(sa_column=Column(String(32), nullable=False))
+    code: str = Field(sa_column=Column(String(32), nullable=False))
+    group_key: str = Field(sa_column=Column(String(200), nullable=False))
+    patient_id: str = Field(sa_column=Column(String(64), nullable=False))
+    repeat_ref: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    original_ref: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    repeat_org: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    original_org: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    service: str = Field(default="unspecified", sa_column=Column(String(200), nullable=False))
+    occurred_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    detected_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    gap_days: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    severity: str = Field(sa_column=Column(String(16), nullable=False))
+    mitigation: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    patient_reported: bool = Field(default=False, nullable=False)
+    event_key: str = Field(sa_column=Column(String(250), nullable=False))
+
+
+class PatientIdentityRow(SQLModel, table=True):
+    """The demographics of each current Patient, for duplicate registrations and $match."""
+
+    __tablename__ = "patient_identity"
+    __table_args__ = (
+        Index("ix_identity_nhs", "nhs_number"),
+        Index("ix_identity_birth", "birth_date"),
+    )
+
+    resource_pk: int = Field(
+        sa_column=Column(PK_TYPE, ForeignKey("resource.pk", ondelete="CASCADE"), primary_key=True)
+    )
+    patient_id: str = Field(sa_column=Column(String(64), nullable=False))
+    nhs_number: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    family: str = Field(default="", sa_column=Column(String(200), nullable=False))
+    given: str = Field(default="", sa_column=Column(String(200), nullable=False))
+    birth_date: str | None = Field(default=None, sa_column=Column(String(10), nullable=True))
+    gender: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    postcode: str = Field(default="", sa_column=Column(String(16), nullable=False))
+
+
+class ImprovementActionRow(SQLModel, table=True):
+    """An improvement action a reviewer recorded ("You said, we did")."""
+
+    __tablename__ = "improvement_action"
+
+    pk: int | None = Field(default=None, sa_column=Column(PK_TYPE, primary_key=True))
+    rule: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    repeat_org: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    original_org: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    action_date: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    author: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    recorded_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+care_action_table = CareActionRow.__table__  # type: ignore[attr-defined]
+finding_table = DuplicateFindingRow.__table__  # type: ignore[attr-defined]
+identity_table = PatientIdentityRow.__table__  # type: ignore[attr-defined]
+improvement_table = ImprovementActionRow.__table__  # type: ignore[attr-defined]

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, description="Processes `careregister serve` starts.")
     log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
     db_pool_size: int = Field(default=10, ge=1, description="Connections kept per process.")
+    duplicates_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Folder of the duplicate rules' data files (retest intervals, medicines, question "
+            "concepts). Unset: the files shipped in register/data/duplicates."
+        ),
+    )
 
     # ---- auth: identity settings (owned by auth/; keep this block together) ------------------
     auth_issuer: str | None = Field(

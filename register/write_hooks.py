@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from fhir_adapters.operation_outcome import Issue
 from register.context import RequestContext
+from register.duplicates import detect as duplicates
 from register.storage import Current, Version
 
 
@@ -41,4 +42,5 @@ def after_write(
 ) -> list[Issue]:
     """Related records written in the same transaction; warnings for the client."""
     warnings: list[Issue] = []
+    warnings += duplicates.check_write(conn, ctx, version, resource, previous=previous)
     return warnings

@@ -56,6 +56,7 @@ def context(request: Request) -> RequestContext:
     return RequestContext(
         request_id=getattr(request.state, "request_id", ""),
         base_url=base_url(request),
+        settings=settings_of(request),
     )
 
 

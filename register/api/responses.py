@@ -56,8 +56,18 @@ def write_response(
 ) -> Response:
     """The answer to a create/update/patch, shaped by ``Prefer: return=``."""
     headers = version_headers(version, ctx, location=True)
+    if warnings:
+        # The resource stays the body (clients expect it); each warning also travels as an HTTP
+        # Warning header, and in full as an OperationOutcome with Prefer: return=OperationOutcome.
+        headers["Warning"] = ", ".join(_warning_header(w) for w in warnings[:5])
     if pref.minimal:
         return fhir_response(None, fmt=fmt, status=status, headers=headers)
     if pref.return_ == "OperationOutcome":
         return fhir_response(outcome_bytes(warnings or []), fmt=fmt, status=status, headers=headers)
     return fhir_response(version.content, fmt=fmt, status=status, headers=headers)
+
+
+def _warning_header(issue: Issue) -> str:
+    text = issue.diagnostics.replace("\\", "").replace('"', "'")
+    text = text.encode("ascii", "replace").decode()[:400]
+    return f'299 careregister "{text}"'

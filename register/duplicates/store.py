@@ -1,0 +1,191 @@
+"""The action log, findings and patient identities, as tables kept inside write transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, insert, select
+
+from register.duplicates.actions import CareAction
+from register.duplicates.matching import Identity
+from register.schema import care_action_table, finding_table, identity_table
+
+A = care_action_table
+F = finding_table
+I = identity_table  # noqa: E741 - the table's short name, as R and V in storage
+
+_SEP = "\n"
+
+
+def _join(values: Iterable[str]) -> str:
+    return _SEP.join(sorted(values))
+
+
+def _split(value: str | None) -> frozenset[str]:
+    return frozenset(v for v in (value or "").split(_SEP) if v)
+
+
+def replace_actions(
+    conn: Connection, resource_pk: int, patient_id: str | None, actions: Sequence[CareAction]
+) -> None:
+    """Make the log hold exactly ``actions`` for the resource (none after a delete)."""
+    conn.execute(delete(A).where(A.c.resource_pk == resource_pk))
+    if not actions or not patient_id:
+        return
+    conn.execute(
+        insert(A),
+        [
+            {
+                "resource_pk": resource_pk,
+                "resource_type": a.resource_type,
+                "resource_id": a.resource_id,
+                "patient_id": patient_id,
+                "kind": a.kind,
+                "group_key": a.group,
+                "occurred_at": a.occurred_at,
+                "status": a.status,
+                "codes": _join(a.codes),
+                "ingredients": _join(a.ingredients),
+                "classes": _join(a.classes),
+                "org": a.org,
+                "practitioner": a.practitioner,
+                "encounter": a.encounter,
+                "linked": _join(a.linked),
+                "value": a.value,
+                "unit": a.unit,
+                "reason": a.reason,
+                "confirmed": a.confirmed,
+            }
+            for a in actions
+        ],
+    )
+
+
+def earlier_actions(
+    conn: Connection, patient_id: str, groups: Iterable[str], *, exclude_pk: int
+) -> list[CareAction]:
+    """The patient's logged actions in ``groups``, other than those of one resource."""
+    wanted = sorted(set(groups))
+    if not wanted:
+        return []
+    rows = conn.execute(
+        select(A).where(
+            A.c.patient_id == patient_id,
+            A.c.group_key.in_(wanted),
+            A.c.resource_pk != exclude_pk,
+        )
+    )
+    return [
+        CareAction(
+            kind=row.kind,
+            group=row.group_key,
+            resource_type=row.resource_type,
+            resource_id=row.resource_id,
+            occurred_at=row.occurred_at,
+            status=row.status,
+            codes=_split(row.codes),
+            ingredients=_split(row.ingredients),
+            classes=_split(row.classes),
+            org=row.org,
+            practitioner=row.practitioner,
+            encounter=row.encounter,
+            linked=_split(row.linked),
+            value=row.value,
+            unit=row.unit,
+            reason=row.reason,
+            confirmed=bool(row.confirmed),
+        )
+        for row in rows
+    ]
+
+
+def replace_identity(conn: Connection, resource_pk: int, identity: Identity | None) -> None:
+    """Keep the patient's matching demographics in step with the Patient resource."""
+    conn.execute(delete(I).where(I.c.resource_pk == resource_pk))
+    if identity is None:
+        return
+    conn.execute(
+        insert(I).values(
+            resource_pk=resource_pk,
+            patient_id=identity.patient_id,
+            nhs_number=identity.nhs_number,
+            family=identity.family,
+            given=identity.given,
+            birth_date=identity.birth_date,
+            gender=identity.gender,
+            postcode=identity.postcode,
+        )
+    )
+
+
+def identity_candidates(
+    conn: Connection, identity: Identity, *, exclude_pk: int | None = None
+) -> list[Identity]:
+    """Registered patients sharing the NHS number or the birth date (the only ones that can
+    score as strong matches)."""
+    conditions = []
+    if identity.nhs_number:
+        conditions.append(I.c.nhs_number == identity.nhs_number)
+    if identity.birth_date:
+        conditions.append(I.c.birth_date == identity.birth_date)
+    if not conditions:
+        return []
+    from sqlalchemy import or_
+
+    query = select(I).where(or_(*conditions))
+    if exclude_pk is not None:
+        query = query.where(I.c.resource_pk != exclude_pk)
+    return [
+        Identity(
+            patient_id=row.patient_id,
+            nhs_number=row.nhs_number,
+            family=row.family,
+            given=row.given,
+            birth_date=row.birth_date,
+            gender=row.gender,
+            postcode=row.postcode,
+        )
+        for row in conn.execute(query.limit(200))
+    ]
+
+
+def finding_exists(
+    conn: Connection, patient_id: str, rule: str, group_key: str, event_key: str
+) -> bool:
+    """Whether this repeat event was already logged (one finding per repeated event)."""
+    row = conn.execute(
+        select(F.c.pk)
+        .where(
+            F.c.patient_id == patient_id,
+            F.c.rule == rule,
+            F.c.group_key == group_key,
+            F.c.event_key == event_key,
+        )
+        .limit(1)
+    ).first()
+    return row is not None
+
+
+def findings_for_repeat(conn: Connection, references: Iterable[str], group_key: str) -> bool:
+    """Whether an order this result fulfils was already logged as a repeat of the same test."""
+    refs = sorted(set(references))
+    if not refs:
+        return False
+    row = conn.execute(
+        select(F.c.pk).where(F.c.repeat_ref.in_(refs), F.c.group_key == group_key).limit(1)
+    ).first()
+    return row is not None
+
+
+def save_finding(conn: Connection, values: dict[str, object]) -> None:
+    """Log a finding for the improvement review."""
+    conn.execute(insert(F).values(**values))
+
+
+def event_key(action: CareAction) -> str:
+    """What makes two actions the same clinical event: the encounter, else org and time."""
+    if action.encounter:
+        return f"enc:{action.encounter}"
+    moment: datetime = action.occurred_at
+    return f"at:{action.org or '-'}:{moment.strftime('%Y-%m-%dT%H')}"
