@@ -1,0 +1,1 @@
+"""Improvement review: counts, rates and SPC charts of duplicated actions, de-identified."""
