@@ -23,7 +23,7 @@ from benchmarks.harness import (
     bare_server,
     free_port,
     lua_paths,
-    lua_post,
+    lua_post_unique,
     median_run,
     register_server,
     running,
@@ -85,7 +85,10 @@ def measure(kind: str, args: argparse.Namespace) -> list[dict]:
     ids, body = seed(url, args.patients)
     sample = random.sample(ids, min(500, len(ids)))
     read_script = lua_paths([f"/fhir/Patient/{i}" for i in sample], workdir)
-    post_script = lua_post(json.dumps(patient(10**6)).encode(), workdir)
+    template = patient(10**6)
+    template["identifier"][0]["value"] = "__N__"
+    template["name"][0]["family"] = "Family__N__"
+    post_script = lua_post_unique(json.dumps(template).encode(), workdir)
     (workdir / "body.bin").write_bytes(body)
     rows = []
     port = free_port()

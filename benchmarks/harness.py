@@ -186,3 +186,24 @@ def lua_post(body: bytes, directory: Path) -> Path:
 def temp_dir() -> Path:
     """A fresh temporary folder for one benchmark run."""
     return Path(tempfile.mkdtemp(prefix="careregister-bench-"))
+
+
+def lua_post_unique(body: bytes, directory: Path, marker: str = "__N__") -> Path:
+    """A wrk script that POSTs ``body`` with ``marker`` replaced by a fresh number each time,
+    so every request creates a distinct resource (no duplicate findings skew the figure)."""
+    body_file = directory / "body-template.json"
+    body_file.write_bytes(body)
+    script = directory / "post-unique.lua"
+    script.write_text(
+        f"local f = io.open('{body_file}', 'rb')\n"
+        "local template = f:read('*a')\nf:close()\n"
+        "local counter = 0\n"
+        "math.randomseed(os.time())\n"
+        "local prefix = math.random(100000, 999999)\n"
+        "request = function()\n"
+        "  counter = counter + 1\n"
+        f"  local body = string.gsub(template, '{marker}', prefix .. counter)\n"
+        "  return wrk.format('POST', nil, {['Content-Type'] = 'application/fhir+json'}, body)\n"
+        "end\n"
+    )
+    return script

@@ -100,8 +100,9 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
 class Database:
     """The service's handle on its database: the engine and the ways requests use it.
 
-    SQLite reads run on a connection kept per thread (checking one out of the pool for every
-    request costs more than the read itself); PostgreSQL reads use the pool.
+    Point reads run on a connection kept per thread (checking one out of the pool for every
+    request costs more than the read itself); on PostgreSQL that connection is in autocommit
+    mode, one round trip per read. Multi-query reads take a pooled connection and a snapshot.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -113,7 +114,7 @@ class Database:
     @contextmanager
     def read(self, *, snapshot: bool = True) -> Iterator[Connection]:
         """A connection for reading; ``snapshot`` makes several queries see one state."""
-        if not self.is_sqlite:
+        if not self.is_sqlite and snapshot:
             with read_transaction(self.engine) as conn:
                 yield conn
             return
@@ -145,6 +146,10 @@ class Database:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
             conn = self.engine.connect()
+            if not self.is_sqlite:
+                # One-statement reads need no transaction: autocommit saves the BEGIN and
+                # COMMIT round trips to the server.
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             self._local.conn = conn
         return conn
 

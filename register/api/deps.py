@@ -70,12 +70,13 @@ async def json_body(request: Request, *, patch: bool = False) -> Any:
 async def in_read(request: Request, work: Callable[[Connection], T], *, quick: bool = False) -> T:
     """Run ``work`` in a read transaction.
 
-    ``quick`` reads (one indexed lookup) on SQLite run right on the event loop: they take a few
-    microseconds, less than handing them to a worker thread would. Everything else runs on a
-    worker thread so a long query never stalls other requests.
+    ``quick`` reads (one indexed primary-key lookup) run right on the event loop: on SQLite they
+    take microseconds and on PostgreSQL one loopback round trip, less than handing them to a
+    worker thread costs (measured in benchmarks/bench_core.py). Everything else runs on a worker
+    thread so a long query never stalls other requests.
     """
     db = db_of(request)
-    if quick and db.is_sqlite:
+    if quick:
         with db.read(snapshot=False) as conn:
             return work(conn)
 
