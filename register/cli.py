@@ -156,6 +156,29 @@ def load(
         raise typer.Exit(code=1)
 
 
+audit_app = typer.Typer(help="The audit log: verify its hash chain.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain; name every edited, missing, inserted or moved event."""
+    from register.audit.chain import verify
+    from register.db import read_transaction
+
+    engine = _engine()
+    with read_transaction(engine) as conn:
+        report = verify(conn)
+    engine.dispose()
+    if report.intact:
+        _console().print(f"[green]Audit log intact[/]: {report.checked} events verified.")
+        return
+    _console().print(f"[red]Audit log tampered with[/] ({report.checked} events checked):")
+    for problem in report.problems:
+        _console().print(f"  - {problem}")
+    raise typer.Exit(code=1)
+
+
 def main() -> None:
     """Entry point of the ``careregister`` console script."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

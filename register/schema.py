@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -185,3 +186,57 @@ care_action_table = CareActionRow.__table__  # type: ignore[attr-defined]
 finding_table = DuplicateFindingRow.__table__  # type: ignore[attr-defined]
 identity_table = PatientIdentityRow.__table__  # type: ignore[attr-defined]
 improvement_table = ImprovementActionRow.__table__  # type: ignore[attr-defined]
+
+
+class AuditRow(SQLModel, table=True):
+    """One audit event, hash-chained to the one before it (see register/audit/chain.py)."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_recorded", "recorded"),
+        Index("ix_audit_org", "agent_org", "seq"),
+    )
+
+    seq: int = Field(sa_column=Column(PK_TYPE, primary_key=True, autoincrement=False))
+    event_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    recorded: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    kind: str = Field(sa_column=Column(String(32), nullable=False))  # rest | token | consent ...
+    action: str = Field(sa_column=Column(String(40), nullable=False))  # read, search-type, ...
+    outcome: str = Field(sa_column=Column(String(4), nullable=False))  # 0, 4, 8, 12
+    agent_role: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    agent_who: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    agent_org: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    client_id: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    purpose: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    break_glass: bool = Field(default=False, nullable=False)
+    request_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # Raw bytes (not JSONB): the hash chain covers exactly these bytes on every database.
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class AuditPatientRow(SQLModel, table=True):
+    """Which patients' data an audit event touched ("who looked at my record")."""
+
+    __tablename__ = "audit_patient"
+    __table_args__ = (Index("ix_audit_patient", "patient_id", "seq"),)
+
+    seq: int = Field(sa_column=Column(PK_TYPE, primary_key=True, autoincrement=False))
+    patient_id: str = Field(sa_column=Column(String(64), primary_key=True))
+
+
+class AuditHeadRow(SQLModel, table=True):
+    """The head of the audit chain: the last sequence number and hash (one row, locked by each
+    appender so events chain in commit order on every database)."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True))
+    seq: int = Field(sa_column=Column(PK_TYPE, nullable=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+audit_table = AuditRow.__table__  # type: ignore[attr-defined]
+audit_patient_table = AuditPatientRow.__table__  # type: ignore[attr-defined]
+audit_head_table = AuditHeadRow.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,169 @@
+"""The tamper-evident audit chain: append events and verify the log.
+
+Each event's hash covers its sequence number, the previous event's hash and its exact bytes, so
+editing, deleting, inserting or reordering any stored event breaks the chain at that point; the
+head row keeps the last sequence number and hash, so removing events from the end is caught too.
+Appenders lock the head row inside their transaction, which makes the chain follow commit order
+on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from register.schema import audit_head_table, audit_patient_table, audit_table
+
+GENESIS = "0" * 64
+H = audit_head_table
+E = audit_table
+P = audit_patient_table
+
+
+@dataclass(frozen=True)
+class PreparedEvent:
+    """An audit event ready to append: its bytes and the columns used to query it."""
+
+    event_id: str
+    recorded: datetime
+    kind: str
+    action: str
+    outcome: str
+    content: bytes
+    patients: tuple[str, ...] = ()
+    agent_role: str | None = None
+    agent_who: str | None = None
+    agent_org: str | None = None
+    client_id: str | None = None
+    purpose: str | None = None
+    break_glass: bool = False
+    request_id: str | None = None
+
+
+def link_hash(seq: int, prev_hash: str, content: bytes) -> str:
+    """The hash of one link of the chain."""
+    digest = hashlib.sha256()
+    digest.update(f"{seq}|{prev_hash}|".encode())
+    digest.update(content)
+    return digest.hexdigest()
+
+
+def append(conn: Connection, events: Sequence[PreparedEvent]) -> list[int]:
+    """Append ``events`` to the chain in the caller's transaction; their sequence numbers."""
+    if not events:
+        return []
+    head = conn.execute(select(H.c.seq, H.c.hash).where(H.c.id == 1).with_for_update()).first()
+    if head is None:
+        # A new log: the head is created with the first event (never over an existing log).
+        if conn.execute(select(E.c.seq).limit(1)).first() is not None:
+            raise RuntimeError("audit chain head is missing while events exist")
+        conn.execute(insert(H).values(id=1, seq=0, hash=GENESIS))
+        seq, prev = 0, GENESIS
+    else:
+        seq, prev = int(head.seq), str(head.hash)
+    rows = []
+    patient_rows = []
+    numbers = []
+    for event in events:
+        seq += 1
+        current = link_hash(seq, prev, event.content)
+        rows.append(
+            {
+                "seq": seq,
+                "event_id": event.event_id,
+                "recorded": event.recorded,
+                "kind": event.kind,
+                "action": event.action,
+                "outcome": event.outcome,
+                "agent_role": event.agent_role,
+                "agent_who": event.agent_who,
+                "agent_org": event.agent_org,
+                "client_id": event.client_id,
+                "purpose": event.purpose,
+                "break_glass": event.break_glass,
+                "request_id": event.request_id,
+                "content": event.content,
+                "prev_hash": prev,
+                "hash": current,
+            }
+        )
+        patient_rows.extend({"seq": seq, "patient_id": p} for p in sorted(set(event.patients)))
+        numbers.append(seq)
+        prev = current
+    conn.execute(insert(E), rows)
+    if patient_rows:
+        conn.execute(insert(P), patient_rows)
+    conn.execute(update(H).where(H.c.id == 1).values(seq=seq, hash=prev))
+    return numbers
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` found: how many events it checked and every break in the chain."""
+
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        """Whether the chain is unbroken."""
+        return not self.problems
+
+
+def _rows(conn: Connection, batch: int) -> Iterator[tuple[int, str, str, bytes]]:
+    last = 0
+    while True:
+        chunk = conn.execute(
+            select(E.c.seq, E.c.prev_hash, E.c.hash, E.c.content)
+            .where(E.c.seq > last)
+            .order_by(E.c.seq)
+            .limit(batch)
+        ).all()
+        if not chunk:
+            return
+        for row in chunk:
+            yield int(row.seq), str(row.prev_hash), str(row.hash), bytes(row.content)
+        last = int(chunk[-1].seq)
+
+
+def verify(conn: Connection, *, batch: int = 5000, limit_problems: int = 50) -> VerifyReport:
+    """Walk the whole chain and report where it is broken (edited, missing, inserted, moved)."""
+    report = VerifyReport()
+    expected_seq = 1
+    prev = GENESIS
+    for seq, prev_hash, stored_hash, content in _rows(conn, batch):
+        report.checked += 1
+        if seq != expected_seq:
+            report.problems.append(
+                f"event {seq}: expected sequence {expected_seq}; events "
+                f"{expected_seq}..{seq - 1} are missing"
+                if seq > expected_seq
+                else f"event {seq}: sequence number out of order"
+            )
+        if prev_hash != prev:
+            report.problems.append(
+                f"event {seq}: does not follow the event before it "
+                "(an event was deleted, inserted or moved here)"
+            )
+        if link_hash(seq, prev_hash, content) != stored_hash:
+            report.problems.append(f"event {seq}: content or hash was edited")
+        prev = stored_hash
+        expected_seq = seq + 1
+        if len(report.problems) >= limit_problems:
+            report.problems.append("... stopped after too many problems")
+            return report
+    head = conn.execute(select(H.c.seq, H.c.hash).where(H.c.id == 1)).first()
+    if head is None:
+        if report.checked:
+            report.problems.append("the chain head is missing")
+        return report
+    if int(head.seq) != expected_seq - 1 or str(head.hash) != prev:
+        report.problems.append(
+            f"chain head names event {head.seq} but the log ends at event {expected_seq - 1}: "
+            "events were removed from the end, or the head was changed"
+        )
+    return report

@@ -1,0 +1,170 @@
+"""The audit chain catches any single edit, deletion, insertion or swap of stored events."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, delete, insert, select, update
+
+from register.audit.chain import PreparedEvent, append, verify
+from register.audit.writer import AuditWriter
+from register.db import Database, read_transaction, write_transaction
+from register.schema import audit_head_table, audit_patient_table, audit_table
+
+
+def event(n: int, patients: tuple[str, ...] = ()) -> PreparedEvent:
+    content = orjson.dumps({"resourceType": "AuditEvent", "id": f"e{n}", "n": n})
+    return PreparedEvent(
+        event_id=f"e{n}-{uuid.uuid4().hex[:8]}",
+        recorded=datetime.now(UTC),
+        kind="rest",
+        action="read",
+        outcome="0",
+        content=content,
+        patients=patients,
+    )
+
+
+def reset(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        conn.execute(delete(audit_patient_table))
+        conn.execute(delete(audit_table))
+        conn.execute(delete(audit_head_table))
+
+
+def fill(engine: Engine, count: int) -> None:
+    with write_transaction(engine) as conn:
+        append(conn, [event(i, (f"p{i % 3}",)) for i in range(count)])
+
+
+def check(engine: Engine):
+    with read_transaction(engine) as conn:
+        return verify(conn)
+
+
+def test_intact_chain_verifies(engine):
+    reset(engine)
+    fill(engine, 25)
+    with write_transaction(engine) as conn:
+        append(conn, [event(100)])
+    report = check(engine)
+    assert report.intact and report.checked == 26
+    with read_transaction(engine) as conn:
+        patients = conn.execute(select(audit_patient_table.c.patient_id)).scalars().all()
+    assert sorted(set(patients)) == ["p0", "p1", "p2"]
+
+
+TAMPERING = st.sampled_from(["edit", "delete", "insert", "swap", "truncate", "rehash-edit"])
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(kind=TAMPERING, size=st.integers(min_value=3, max_value=12), data=st.data())
+def test_any_single_tampering_is_caught(engine, kind, size, data):
+    reset(engine)
+    fill(engine, size)
+    target = data.draw(st.integers(min_value=1, max_value=size))
+    T = audit_table
+    with write_transaction(engine) as conn:
+        row = conn.execute(select(T).where(T.c.seq == target)).one()
+        if kind == "edit":
+            changed = row.content.replace(b'"n":', b'"n": ')
+            conn.execute(update(T).where(T.c.seq == target).values(content=changed))
+        elif kind == "rehash-edit":
+            # An attacker who also recomputes this event's own hash still breaks the next link.
+            from register.audit.chain import link_hash
+
+            changed = row.content + b" "
+            conn.execute(
+                update(T)
+                .where(T.c.seq == target)
+                .values(content=changed, hash=link_hash(target, row.prev_hash, changed))
+            )
+            if target == size:  # the last event: the head still names the old hash
+                pass
+        elif kind == "delete":
+            conn.execute(delete(T).where(T.c.seq == target))
+        elif kind == "insert":
+            values = {c: getattr(row, c) for c in row._fields}
+            values.update(seq=size + 10, event_id="forged")
+            conn.execute(insert(T).values(**values))
+        elif kind == "swap":
+            other = data.draw(
+                st.integers(min_value=1, max_value=size).filter(lambda s: s != target)
+            )
+            first = conn.execute(select(T.c.content).where(T.c.seq == target)).scalar_one()
+            second = conn.execute(select(T.c.content).where(T.c.seq == other)).scalar_one()
+            conn.execute(update(T).where(T.c.seq == target).values(content=second))
+            conn.execute(update(T).where(T.c.seq == other).values(content=first))
+        elif kind == "truncate":
+            conn.execute(delete(T).where(T.c.seq >= target))
+    report = check(engine)
+    assert not report.intact, kind
+    # The report says where: at the event tampered with, the one after it, or the head.
+    places = {f"event {n}:" for n in (target, target + 1, size + 10)}
+    assert any(
+        any(p in problem for p in places) or "head" in problem for problem in report.problems
+    ), report.problems
+
+
+def test_group_commit_writer_commits_every_event(engine):
+    reset(engine)
+    db = Database(engine)
+    writer = AuditWriter(db)
+
+    async def many() -> None:
+        await asyncio.gather(*(writer.record(event(i)) for i in range(200)))
+
+    asyncio.run(many())
+    writer.record_blocking(event(999))
+    writer.close()
+    report = check(engine)
+    assert report.intact and report.checked == 201
+
+
+def test_writer_refuses_when_the_log_cannot_be_written(engine, monkeypatch):
+    from register.audit import writer as writer_module
+
+    db = Database(engine)
+    writer = AuditWriter(db)
+
+    def broken(conn, events):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(writer_module, "append", broken)
+    with pytest.raises(writer_module.AuditUnavailable):
+        asyncio.run(writer.record(event(1)))
+    writer.close()
+
+
+def test_cli_verify_reports_tampering(engine, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from register.cli import app
+    from register.settings import get_settings
+
+    reset(engine)
+    fill(engine, 5)
+    monkeypatch.setenv("REGISTER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        ok = runner.invoke(app, ["audit", "verify"])
+        assert ok.exit_code == 0 and "5 events verified" in ok.output
+        with write_transaction(engine) as conn:
+            conn.execute(delete(audit_table).where(audit_table.c.seq == 3))
+        bad = runner.invoke(app, ["audit", "verify"])
+        assert bad.exit_code == 1
+        assert "event 4" in bad.output and "missing" in bad.output
+    finally:
+        get_settings.cache_clear()
