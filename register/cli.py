@@ -156,6 +156,50 @@ def load(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def review(
+    by: Annotated[
+        str,
+        typer.Option(
+            help="Dimensions: rule, code, group, repeat_org, original_org, "
+            "service, month (comma-separated)."
+        ),
+    ] = "rule",
+    trend: Annotated[
+        str | None, typer.Option(help="Show the monthly XmR chart for this rule.")
+    ] = None,
+    csv_out: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
+) -> None:
+    """Duplicated actions for improvement review: counts, rates per 1,000 and trends."""
+    import orjson
+
+    from register.db import read_transaction
+    from register.review.keys import review_key
+    from register.review.report import load_review, to_csv
+
+    settings = get_settings()
+    engine = _engine()
+    with read_transaction(engine) as conn:
+        data = load_review(conn, review_key(settings.data_dir))
+    engine.dispose()
+    if trend:
+        typer.echo(orjson.dumps(data.trend(rule=trend), option=orjson.OPT_INDENT_2).decode())
+        return
+    rows = data.counts([d.strip() for d in by.split(",") if d.strip()])
+    if csv_out:
+        typer.echo(to_csv(rows), nl=False)
+        return
+    if not rows:
+        _console().print("No duplicated actions recorded.")
+        return
+    table = Table(title="Duplicated actions (counts under 5 shown as <5)")
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    _console().print(table)
+
+
 audit_app = typer.Typer(help="The audit log: verify its hash chain.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 

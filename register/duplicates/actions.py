@@ -33,7 +33,7 @@ OPEN_ORDER_STATUSES = frozenset({"draft", "active", "on-hold"})
 class CareAction:
     """One thing done or recorded for a patient, in the terms the duplicate rules need."""
 
-    kind: str  # test | order | referral | prescription | question | fact
+    kind: str  # test | order | referral | prescription | question | fact | registration
     group: str  # retest group, "medication", question concept, or "sr:<code>"
     resource_type: str
     resource_id: str
@@ -330,8 +330,10 @@ def _prescription(
 def _patient_facts(
     resource: dict[str, Any], config: DuplicateConfig, author_org: str | None, recorded: datetime
 ) -> Iterator[CareAction]:
-    base = _base(resource, author_org, recorded)
+    base = _base(resource, author_org, recorded, org_fields=("managingOrganization",))
     base["status"] = "active" if resource.get("active", True) is not False else "completed"
+    # Every registration is logged: the denominator of the duplicate-registration rate.
+    yield CareAction(kind="registration", group="patient", **base)
     yield from _facts(resource, config, base, frozenset())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select
@@ -29,7 +30,19 @@ def _split(value: str | None) -> frozenset[str]:
 def replace_actions(
     conn: Connection, resource_pk: int, patient_id: str | None, actions: Sequence[CareAction]
 ) -> None:
-    """Make the log hold exactly ``actions`` for the resource (none after a delete)."""
+    """Make the log hold exactly ``actions`` for the resource (none after a delete).
+
+    A registration keeps the time it was first logged: updating a Patient is not registering
+    them again.
+    """
+    first_registered = conn.execute(
+        select(A.c.occurred_at).where(A.c.resource_pk == resource_pk, A.c.kind == "registration")
+    ).scalar()
+    if first_registered is not None:
+        actions = [
+            replace(a, occurred_at=first_registered) if a.kind == "registration" else a
+            for a in actions
+        ]
     conn.execute(delete(A).where(A.c.resource_pk == resource_pk))
     if not actions or not patient_id:
         return
