@@ -265,6 +265,24 @@ def current_for_write(conn: Connection, resource_type: str, resource_id: str) ->
     return Current(row.pk, row.version_id, row.deleted, row.content, row.author_org)
 
 
+# Built once: constructing a statement costs more than executing it on the write path.
+_INSERT_CURRENT = insert(R).returning(R.c.pk, R.c.content)
+_UPDATE_CURRENT = (
+    update(R)
+    .where(R.c.pk == bindparam("target_pk"))
+    .values(
+        version_id=bindparam("version_id"),
+        last_updated=bindparam("last_updated"),
+        deleted=bindparam("deleted"),
+        content=bindparam("content"),
+        patient_id=bindparam("patient_id"),
+        author_org=bindparam("author_org"),
+    )
+    .returning(R.c.content)
+)
+_INSERT_VERSION = insert(V)
+
+
 def write_version(
     conn: Connection,
     *,
@@ -295,9 +313,8 @@ def write_version(
         try:
             with conn.begin_nested():
                 pk, stored = conn.execute(
-                    insert(R)
-                    .values(resource_type=resource_type, resource_id=resource_id, **values)
-                    .returning(R.c.pk, R.c.content)
+                    _INSERT_CURRENT,
+                    {"resource_type": resource_type, "resource_id": resource_id, **values},
                 ).one()
         except IntegrityError:
             raise conflict(
@@ -306,21 +323,20 @@ def write_version(
             ) from None
     else:
         pk = current.pk
-        stored = conn.execute(
-            update(R).where(R.c.pk == pk).values(**values).returning(R.c.content)
-        ).scalar_one()
+        stored = conn.execute(_UPDATE_CURRENT, {"target_pk": pk, **values}).scalar_one()
         search_index.unindex_resource(conn, pk)
     conn.execute(
-        insert(V).values(
-            resource_pk=pk,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            version_id=version_id,
-            last_updated=last_updated,
-            method=method,
-            deleted=deleted,
-            content=content,
-        )
+        _INSERT_VERSION,
+        {
+            "resource_pk": pk,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "version_id": version_id,
+            "last_updated": last_updated,
+            "method": method,
+            "deleted": deleted,
+            "content": content,
+        },
     )
     if resource is not None:
         search_index.index_resource(conn, pk, resource_type, resource)

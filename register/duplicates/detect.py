@@ -62,7 +62,7 @@ def check_write(
             conn, patient_id, {a.group for a in actions}, exclude_pk=version.resource_pk
         )
         findings = evaluate(actions, earlier, config)
-    store.replace_actions(conn, version.resource_pk, patient_id, actions)
+    store.replace_actions(conn, version.resource_pk, patient_id, actions, fresh=previous is None)
     warnings = [
         _record(conn, ctx, config, patient_id, finding)
         for finding in findings
@@ -270,7 +270,7 @@ def _check_registration(
     previous: Current | None,
 ) -> list[Issue]:
     identity = Identity.of(resource)
-    store.replace_identity(conn, version.resource_pk, identity)
+    store.replace_identity(conn, version.resource_pk, identity, fresh=previous is None)
     if previous is not None and not previous.deleted:
         return []  # only a new registration can duplicate one
     candidates = store.identity_candidates(conn, identity, exclude_pk=version.resource_pk)

@@ -28,13 +28,21 @@ def _split(value: str | None) -> frozenset[str]:
 
 
 def replace_actions(
-    conn: Connection, resource_pk: int, patient_id: str | None, actions: Sequence[CareAction]
+    conn: Connection,
+    resource_pk: int,
+    patient_id: str | None,
+    actions: Sequence[CareAction],
+    *,
+    fresh: bool = False,
 ) -> None:
     """Make the log hold exactly ``actions`` for the resource (none after a delete).
 
     A registration keeps the time it was first logged: updating a Patient is not registering
-    them again.
+    them again. ``fresh`` (a resource just created) skips looking for rows that cannot exist.
     """
+    if fresh:
+        _insert_actions(conn, resource_pk, patient_id, actions)
+        return
     first_registered = conn.execute(
         select(A.c.occurred_at).where(A.c.resource_pk == resource_pk, A.c.kind == "registration")
     ).scalar()
@@ -44,6 +52,12 @@ def replace_actions(
             for a in actions
         ]
     conn.execute(delete(A).where(A.c.resource_pk == resource_pk))
+    _insert_actions(conn, resource_pk, patient_id, actions)
+
+
+def _insert_actions(
+    conn: Connection, resource_pk: int, patient_id: str | None, actions: Sequence[CareAction]
+) -> None:
     if not actions or not patient_id:
         return
     conn.execute(
@@ -113,9 +127,12 @@ def earlier_actions(
     ]
 
 
-def replace_identity(conn: Connection, resource_pk: int, identity: Identity | None) -> None:
+def replace_identity(
+    conn: Connection, resource_pk: int, identity: Identity | None, *, fresh: bool = False
+) -> None:
     """Keep the patient's matching demographics in step with the Patient resource."""
-    conn.execute(delete(I).where(I.c.resource_pk == resource_pk))
+    if not fresh:
+        conn.execute(delete(I).where(I.c.resource_pk == resource_pk))
     if identity is None:
         return
     conn.execute(
