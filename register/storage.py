@@ -311,11 +311,12 @@ def write_version(
     }
     if current is None:
         try:
-            with conn.begin_nested():
-                pk, stored = conn.execute(
-                    _INSERT_CURRENT,
-                    {"resource_type": resource_type, "resource_id": resource_id, **values},
-                ).one()
+            # No savepoint: a clash aborts the caller's transaction, which is what a 409 means
+            # (batch entries and loads each run in their own savepoint already).
+            pk, stored = conn.execute(
+                _INSERT_CURRENT,
+                {"resource_type": resource_type, "resource_id": resource_id, **values},
+            ).one()
         except IntegrityError:
             raise conflict(
                 f"{resource_type}/{resource_id} was created by another request at the same "

@@ -58,10 +58,14 @@ def check_write(
     )
     findings: list[Finding] = []
     if patient_id and actions:
-        earlier = store.earlier_actions(
-            conn, patient_id, {a.group for a in actions}, exclude_pk=version.resource_pk
-        )
-        findings = evaluate(actions, earlier, config)
+        # Facts and registrations are compared with nothing (they are what later actions are
+        # compared with), so only the other kinds need the patient's history.
+        groups = {a.group for a in actions if a.kind not in ("fact", "registration")}
+        if groups:
+            earlier = store.earlier_actions(
+                conn, patient_id, groups, exclude_pk=version.resource_pk
+            )
+            findings = evaluate(actions, earlier, config)
     store.replace_actions(conn, version.resource_pk, patient_id, actions, fresh=previous is None)
     warnings = [
         _record(conn, ctx, config, patient_id, finding)
