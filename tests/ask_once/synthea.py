@@ -115,7 +115,7 @@ def load_patient(path: Path) -> SyntheaPatient:
     )
 
 
-def all_patients() -> Iterator[SyntheaPatient]:
-    """Every Synthea patient of the shared data, in file name order."""
-    for path in sorted(DATA.glob("*.json")):
+def all_patients(directory: Path = DATA) -> Iterator[SyntheaPatient]:
+    """Every Synthea patient in ``directory`` (default: the shared data), in file name order."""
+    for path in sorted(directory.glob("*.json")):
         yield load_patient(path)
