@@ -475,7 +475,9 @@ def _expression_values(
 def _attribute(expression: str, context: _Context, values: list[Any]) -> list[Sourced | None]:
     """Which record each value came from: evaluate again with each variable narrowed to one
     record at a time; a value is attributed to the newest record that yields it alone."""
-    wanted = {_key(v): i for i, v in enumerate(values)}
+    wanted: dict[bytes, list[int]] = {}
+    for index, value in enumerate(values):
+        wanted.setdefault(_key(value), []).append(index)
     best: list[Sourced | None] = [None] * len(values)
     names = {m.group(1) for m in _VARIABLE_NAME.finditer(expression)} & set(context.records)
     for name in sorted(names):
@@ -486,12 +488,10 @@ def _attribute(expression: str, context: _Context, values: list[Any]) -> list[So
             except Exception:
                 continue
             for value in yielded:
-                index = wanted.get(_key(_plain(value)))
-                if index is None:
-                    continue
-                current = best[index]
-                if current is None or _newer(record, current):
-                    best[index] = record
+                for index in wanted.get(_key(_plain(value)), []):
+                    current = best[index]
+                    if current is None or _newer(record, current):
+                        best[index] = record
     return best
 
 
