@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from fhir_adapters.operation_outcome import Issue
+from register import sensitivity
 from register.context import RequestContext
 from register.duplicates import detect as duplicates
 from register.storage import Current, Version
@@ -29,6 +30,7 @@ def before_write(
     method: str,
 ) -> dict[str, Any]:
     """The resource to store (possibly amended); raise FhirError to refuse the write."""
+    resource = sensitivity.label_sensitive(resource)
     return resource
 
 

@@ -71,7 +71,8 @@ def postgres_engine(worker_id: str) -> Iterator[Engine]:
             pytest.fail("REGISTER_REQUIRE_POSTGRES=1 but REGISTER_TEST_POSTGRES_URL is not set")
         pytest.skip("PostgreSQL not configured (set REGISTER_TEST_POSTGRES_URL)")
     base = make_url(url)
-    name = f"{base.database}_{worker_id}".replace("-", "_")
+    # Unique per run and worker: several checkouts may test against one server at once.
+    name = f"{base.database}_{worker_id}_{os.getpid()}".replace("-", "_")
     admin = create_engine(base.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -81,6 +82,10 @@ def postgres_engine(worker_id: str) -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
+    admin = create_engine(base.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
