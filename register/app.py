@@ -14,6 +14,7 @@ from register.api.fhir_routes import build_dispatcher
 from register.api.middleware import RequestMiddleware
 from register.api.ops_routes import router as ops_router
 from register.db import Database, create_db_engine
+from register.duplicates import operations as duplicate_operations  # noqa: F401 (registers)
 from register.settings import Settings, get_settings
 
 
