@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select
 
 from register.duplicates.actions import CareAction
 from register.duplicates.matching import Identity
@@ -17,6 +17,12 @@ F = finding_table
 I = identity_table  # noqa: E741 - the table's short name, as R and V in storage
 
 _SEP = "\n"
+_INSERT_ACTION = insert(A)
+_EARLIER = select(A).where(
+    A.c.patient_id == bindparam("patient"),
+    A.c.group_key.in_(bindparam("groups", expanding=True)),
+    A.c.resource_pk != bindparam("exclude"),
+)
 
 
 def _join(values: Iterable[str]) -> str:
@@ -61,7 +67,7 @@ def _insert_actions(
     if not actions or not patient_id:
         return
     conn.execute(
-        insert(A),
+        _INSERT_ACTION,
         [
             {
                 "resource_pk": resource_pk,
@@ -96,13 +102,7 @@ def earlier_actions(
     wanted = sorted(set(groups))
     if not wanted:
         return []
-    rows = conn.execute(
-        select(A).where(
-            A.c.patient_id == patient_id,
-            A.c.group_key.in_(wanted),
-            A.c.resource_pk != exclude_pk,
-        )
-    )
+    rows = conn.execute(_EARLIER, {"patient": patient_id, "groups": wanted, "exclude": exclude_pk})
     return [
         CareAction(
             kind=row.kind,
@@ -127,6 +127,17 @@ def earlier_actions(
     ]
 
 
+_INSERT_IDENTITY = insert(I)
+_CANDIDATES = (
+    select(I)
+    .where(
+        or_(I.c.nhs_number == bindparam("nhs"), I.c.birth_date == bindparam("birth")),
+        I.c.resource_pk != bindparam("exclude"),
+    )
+    .limit(200)
+)
+
+
 def replace_identity(
     conn: Connection, resource_pk: int, identity: Identity | None, *, fresh: bool = False
 ) -> None:
@@ -136,16 +147,17 @@ def replace_identity(
     if identity is None:
         return
     conn.execute(
-        insert(I).values(
-            resource_pk=resource_pk,
-            patient_id=identity.patient_id,
-            nhs_number=identity.nhs_number,
-            family=identity.family,
-            given=identity.given,
-            birth_date=identity.birth_date,
-            gender=identity.gender,
-            postcode=identity.postcode,
-        )
+        _INSERT_IDENTITY,
+        {
+            "resource_pk": resource_pk,
+            "patient_id": identity.patient_id,
+            "nhs_number": identity.nhs_number,
+            "family": identity.family,
+            "given": identity.given,
+            "birth_date": identity.birth_date,
+            "gender": identity.gender,
+            "postcode": identity.postcode,
+        },
     )
 
 
@@ -154,18 +166,16 @@ def identity_candidates(
 ) -> list[Identity]:
     """Registered patients sharing the NHS number or the birth date (the only ones that can
     score as strong matches)."""
-    conditions = []
-    if identity.nhs_number:
-        conditions.append(I.c.nhs_number == identity.nhs_number)
-    if identity.birth_date:
-        conditions.append(I.c.birth_date == identity.birth_date)
-    if not conditions:
+    if not identity.nhs_number and not identity.birth_date:
         return []
-    from sqlalchemy import or_
-
-    query = select(I).where(or_(*conditions))
-    if exclude_pk is not None:
-        query = query.where(I.c.resource_pk != exclude_pk)
+    rows = conn.execute(
+        _CANDIDATES,
+        {
+            "nhs": identity.nhs_number,
+            "birth": identity.birth_date,
+            "exclude": -1 if exclude_pk is None else exclude_pk,
+        },
+    )
     return [
         Identity(
             patient_id=row.patient_id,
@@ -176,7 +186,7 @@ def identity_candidates(
             gender=row.gender,
             postcode=row.postcode,
         )
-        for row in conn.execute(query.limit(200))
+        for row in rows
     ]
 
 
