@@ -68,3 +68,19 @@ class ResourceVersionRow(SQLModel, table=True):
 
 resource_table = ResourceRow.__table__  # type: ignore[attr-defined]
 version_table = ResourceVersionRow.__table__  # type: ignore[attr-defined]
+
+
+# --- search index (register/search_index.py writes these; register/search_sql.py reads them) ---
+# One row per indexed value of the current version of a resource, keyed by ``resource.pk``;
+# ``resource_type`` is repeated so each lookup index can start with (type, parameter).
+from register.search_schema import (  # noqa: E402, F401
+    SearchCompartmentRow,
+    SearchCompositeRow,
+    SearchDateRow,
+    SearchNumberRow,
+    SearchQuantityRow,
+    SearchReferenceRow,
+    SearchStringRow,
+    SearchTokenRow,
+    SearchUriRow,
+)
