@@ -34,6 +34,8 @@ from register.storage import Version
 
 Params = list[tuple[str, str]]
 MAX_CONDITIONAL_MATCHES = 100
+COUNT_CAP = 10_000
+"""Without ``_total=accurate``, counting stops here and a larger total is left out."""
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,9 @@ def search_bundle(
     links = [("self", _link(ctx, path, plan.applied, cursor))]
     outcome = _outcome_entry(plan.ignored)
     if result.summary == "count" or count == 0:
-        total = int(conn.execute(plan.count()).scalar_one())
-        return bundle_bytes("searchset", outcome, total=total, links=links)
+        return bundle_bytes(
+            "searchset", outcome, total=_total(conn, plan, accurate=True), links=links
+        )
 
     page = _page(conn, plan, count, cursor)
     total: int | None = None
@@ -116,7 +119,7 @@ def search_bundle(
         if cursor is None and not page.more_after:
             total = len(page.pks)
         else:
-            total = int(conn.execute(plan.count()).scalar_one())
+            total = _total(conn, plan, accurate=result.total == "accurate")
     if page.more_after and page.pks:
         token = _token("n", plan, page.keys[-1], page.pks[-1])
         links.append(("next", _link(ctx, path, plan.applied, token)))
@@ -132,6 +135,14 @@ def search_bundle(
     entries = [_entry(ctx, v, "match", result.summary, result.elements) for v in shown]
     entries += [_entry(ctx, extras[n.pk], "include", None, ()) for n in extra if n.pk in extras]
     return bundle_bytes("searchset", [*entries, *outcome], total=total, links=links)
+
+
+def _total(conn: Connection, plan: Plan, *, accurate: bool) -> int | None:
+    """The number of matches: exact, or (``_total`` estimate or absent) up to COUNT_CAP."""
+    if accurate:
+        return int(conn.execute(plan.count()).scalar_one())
+    counted = int(conn.execute(plan.count(COUNT_CAP)).scalar_one())
+    return counted if counted <= COUNT_CAP else None
 
 
 def _entry(

@@ -106,9 +106,12 @@ class Plan:
             query = query.where(after(columns, keyed.c.pk, values, last, reverse=reverse))
         return query.order_by(*order_by(columns, keyed.c.pk, reverse=reverse)).limit(count + 1)
 
-    def count(self) -> Select:
-        """The number of matches."""
-        return select(func.count()).select_from(self.res).where(*self.conditions)
+    def count(self, cap: int | None = None) -> Select:
+        """The number of matches; with ``cap``, counting stops at ``cap + 1``."""
+        if cap is None:
+            return select(func.count()).select_from(self.res).where(*self.conditions)
+        capped = select(self.res.c.pk).where(*self.conditions).limit(cap + 1).subquery("capped")
+        return select(func.count()).select_from(capped)
 
     def matches(self, limit: int) -> Select:
         """The first ``limit`` matching pks in pk order (conditional interactions)."""
@@ -172,19 +175,20 @@ def plan_search(
             ],
         )
     res = resource_alias("r")
-    conditions: list[ColumnElement[bool]] = [
-        res.c.resource_type == resource_type,
-        live(res, visibility),
-    ]
+    conditions: list[ColumnElement[bool]] = [live(res, visibility)]
     drivers: list[tuple[int, Driver]] = []
     for index, criterion in enumerate(criteria):
         driver = sql.driver(criterion)
         if driver is not None:
             drivers.append((index, driver))
     if compartment is not None:
-        drivers.append((-1, compartment_driver(compartment)))
+        drivers.append((-1, compartment_driver(compartment, resource_type)))
     best = min(drivers, key=lambda item: item[1].rank, default=None)
-    if best is not None:
+    if best is None:
+        conditions.append(res.c.resource_type == resource_type)
+    else:
+        # every driver selects rows of this type only; naming the type again would tempt
+        # SQLite (without statistics) to scan the type instead of starting from the driver
         conditions.append(res.c.pk.in_(best[1].pks))
     if compartment is not None and (best is None or best[0] != -1):
         conditions.append(in_compartment(res, compartment))

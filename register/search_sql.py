@@ -29,7 +29,7 @@ from functools import cache
 from typing import Any
 
 from fhirpathpy.models import models
-from sqlalchemy import and_, exists, false, literal, not_, or_, select, true
+from sqlalchemy import and_, exists, false, literal, not_, or_, select, true, tuple_
 from sqlalchemy.sql.expression import ColumnElement, Select
 
 from fhir_adapters.search_parameters import SearchParameter
@@ -439,13 +439,13 @@ class CriteriaSql:
         link = reference_table.alias()
         target = resource_alias(None)
         inner_pks = best[0].pks if len(best) == 1 else best[0].pks.union(*(d.pks for d in best[1:]))
+        targets = select(target.c.resource_id, target.c.resource_type).where(
+            target.c.pk.in_(inner_pks), live(target, self.visibility)
+        )
         query = select(link.c.resource_pk).where(
             link.c.resource_type == chain.resource_type,
             link.c.param == chain.parameter.name,
-            target.c.resource_type == link.c.target_type,
-            target.c.resource_id == link.c.target_id,
-            target.c.pk.in_(inner_pks),
-            live(target, self.visibility),
+            tuple_(link.c.target_id, link.c.target_type).in_(targets),
         )
         return Driver(max(d.rank for d in best) + 1, query.correlate(None))
 
@@ -456,15 +456,20 @@ class CriteriaSql:
         link = reference_table.alias()
         source = resource_alias(None)
         target = resource_alias(None)
-        query = select(target.c.pk).where(
-            link.c.resource_type == has.source_type,
+        # inner.pks are all of the source type (drivers select one type's rows)
+        sources = select(source.c.pk).where(
+            source.c.pk.in_(inner.pks), live(source, self.visibility)
+        )
+        # the link rows are reached from their resource (resource_pk first), never by scanning
+        # every reference of the source type
+        pointed = select(link.c.target_id, link.c.target_type).where(
+            link.c.resource_pk.in_(sources),
             link.c.param == has.reference.name,
-            link.c.resource_pk.in_(inner.pks),
-            source.c.pk == link.c.resource_pk,
-            live(source, self.visibility),
-            target.c.resource_type == link.c.target_type,
-            target.c.resource_id == link.c.target_id,
+            link.c.target_type == has.resource_type,
+        )
+        query = select(target.c.pk).where(
             target.c.resource_type == has.resource_type,
+            tuple_(target.c.resource_id, target.c.resource_type).in_(pointed),
         )
         return Driver(inner.rank + 2, query.correlate(None))
 
@@ -482,10 +487,12 @@ def in_compartment(res: Any, patient_id: str) -> Condition:
     )
 
 
-def compartment_driver(patient_id: str) -> Driver:
-    """The pks of resources in Patient ``patient_id``'s compartment."""
+def compartment_driver(patient_id: str, resource_type: str) -> Driver:
+    """The pks of resources of ``resource_type`` in Patient ``patient_id``'s compartment."""
     member = compartment_table.alias()
-    query = select(member.c.resource_pk).where(member.c.patient_id == patient_id)
+    query = select(member.c.resource_pk).where(
+        member.c.patient_id == patient_id, member.c.resource_type == resource_type
+    )
     return Driver(1, query.correlate(None))
 
 

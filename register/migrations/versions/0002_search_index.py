@@ -1,7 +1,8 @@
 """Search index tables: one per kind of indexed value, plus Patient compartment membership.
 
-After this migration the tables are empty; ``careregister reindex`` fills them from the stored
-resources (new writes index themselves in their own transaction).
+Also an index on resource (resource_type, pk): a search without a selective criterion walks one
+type in pk order. After this migration the tables are empty; ``careregister reindex`` fills them
+from the stored resources (new writes index themselves in their own transaction).
 
 Revision ID: 0002_search_index
 Revises: 0001_core
@@ -130,9 +131,11 @@ def upgrade() -> None:
         "ix_search_compartment_patient", "search_compartment", ["patient_id", "resource_pk"]
     )
     op.create_index("ix_search_compartment_resource", "search_compartment", ["resource_pk"])
+    op.create_index("ix_resource_type_pk", "resource", ["resource_type", "pk"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_resource_type_pk", "resource")
     for name in (
         "search_compartment",
         "search_composite",
