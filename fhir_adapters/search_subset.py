@@ -55,7 +55,7 @@ def element_info(resource_type: str) -> ElementInfo:
         key = field.alias
         if extra.get("summary_element_property"):
             summary.add(key)
-        if extra.get("element_required"):
+        if extra.get("element_required") or field.is_required():
             required.add(key)
         family = extra.get("one_of_many")
         if isinstance(family, str):
