@@ -41,7 +41,7 @@ def test_count_limits(fhir: Fhir) -> None:
     assert fhir.search("Patient?_count=x", status=400)["issue"][0]["expression"] == ["_count"]
 
 
-def test_count_is_capped_by_the_maximum(client, fhir: Fhir) -> None:  # noqa: ANN001
+def test_count_is_capped_by_the_maximum(client, fhir: Fhir) -> None:
     client.app.state.settings.max_page_size = 3
     _patients(fhir, 5)
     assert len(fhir.ids("Patient?_count=1000")) == 3
