@@ -30,7 +30,7 @@ from register.paging import decode_cursor, encode_cursor
 from register.reads import parse_instant
 from register.search import SearchOptions
 from register.search_schema import compartment_table, reference_table
-from register.search_scope import live, resource_alias
+from register.search_scope import aliased, live, resource_alias
 
 Params = list[tuple[str, str]]
 REFERENCED_TYPES = ("Practitioner", "Organization", "Medication", "Location")
@@ -156,7 +156,7 @@ def _members(
     limit: int,
 ) -> list[int]:
     """Resources in the Patient's compartment, by pk, after ``after``."""
-    member = compartment_table.alias()
+    member = aliased(compartment_table, "member")
     res = resource_alias("r")
     query = (
         select(member.c.resource_pk)
@@ -186,9 +186,9 @@ def _referenced(
     wanted = [t for t in REFERENCED_TYPES if types is None or t in types]
     if not wanted or limit <= 0:
         return []
-    member = compartment_table.alias()
+    member = aliased(compartment_table, "member")
     source = resource_alias("source")
-    link = reference_table.alias()
+    link = aliased(reference_table, "link")
     target = resource_alias("target")
     referenced = (
         select(target.c.pk)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, or_, select
 
 from fhir_adapters.search_query import Include
 from register.search_schema import reference_table
-from register.search_scope import live, resource_alias
+from register.search_scope import aliased, live, resource_alias
 from register.storage import Visibility
 
 MAX_ROUNDS = 4
@@ -75,7 +75,7 @@ def _forward(
     sources = [n.pk for n in frontier if include.source_type in (None, n.resource_type)]
     if not sources:
         return []
-    link = reference_table.alias()
+    link = aliased(reference_table, "inc")
     target = resource_alias("included")
     query = (
         select(target.c.pk, target.c.resource_type, target.c.resource_id)
@@ -105,7 +105,7 @@ def _backward(
             by_type[node.resource_type].append(node.resource_id)
     if not by_type:
         return []
-    link = reference_table.alias()
+    link = aliased(reference_table, "revinc")
     source = resource_alias("revincluded")
     pointed = or_(
         *(

@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 from sqlalchemy.sql.expression import ColumnElement, Select
 
 from fhir_adapters.search_query import (
-    Criterion,
     ResultParameters,
     SearchParameterError,
     parse_query,
@@ -137,9 +136,10 @@ def plan_search(
     not know or cannot answer is ignored (lenient) or refused with 400 (``strict``).
     """
     sql = CriteriaSql(visibility)
+    res = resource_alias("r")
     ignored: list[Ignored] = []
     applied: Params = []
-    criteria: list[Criterion] = []
+    built: list[tuple[ColumnElement[bool], Driver | None]] = []
     result_pairs: Params = []
     for name, value in params:
         if name in CONTROL_NAMES:
@@ -154,12 +154,11 @@ def plan_search(
             ignored.append(Ignored(name, f"{name} is not a search parameter of {resource_type}"))
             continue
         try:
-            for criterion in parsed.criteria:
-                sql.check(criterion)
+            pieces = [(sql.condition(c, res), sql.driver(c)) for c in parsed.criteria]
         except Unsupported as exc:
             ignored.append(Ignored(name, exc.reason))
             continue
-        criteria.extend(parsed.criteria)
+        built.extend(pieces)
         applied.append((name, value))
     result = _parse(resource_type, result_pairs, local_bases).result
     result_ignored = _unsupported_results(result)
@@ -174,13 +173,10 @@ def plan_search(
                 for item in ignored
             ],
         )
-    res = resource_alias("r")
     conditions: list[ColumnElement[bool]] = [live(res, visibility)]
-    drivers: list[tuple[int, Driver]] = []
-    for index, criterion in enumerate(criteria):
-        driver = sql.driver(criterion)
-        if driver is not None:
-            drivers.append((index, driver))
+    drivers: list[tuple[int, Driver]] = [
+        (index, driver) for index, (_, driver) in enumerate(built) if driver is not None
+    ]
     if compartment is not None:
         drivers.append((-1, compartment_driver(compartment, resource_type)))
     best = min(drivers, key=lambda item: item[1].rank, default=None)
@@ -192,9 +188,9 @@ def plan_search(
         conditions.append(res.c.pk.in_(best[1].pks))
     if compartment is not None and (best is None or best[0] != -1):
         conditions.append(in_compartment(res, compartment))
-    for index, criterion in enumerate(criteria):
-        if best is None or index != best[0]:
-            conditions.append(sql.condition(criterion, res))
+    conditions.extend(
+        condition for index, (condition, _) in enumerate(built) if best is None or index != best[0]
+    )
     return Plan(
         resource_type,
         res,

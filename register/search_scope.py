@@ -10,9 +10,10 @@ neither be returned nor make another resource match.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_
+from sqlalchemy import Table, and_
 from sqlalchemy.sql.expression import ColumnElement
 
 from register.schema import resource_table
@@ -33,6 +34,20 @@ def live(resource: Any, visibility: Visibility) -> ColumnElement[bool]:
     return and_(*clauses)
 
 
-def resource_alias(name: str) -> Any:
-    """A fresh alias of the ``resource`` table (for chain targets, ``_has`` sources, includes)."""
-    return resource_table.alias(name)
+@cache
+def aliased(table: Table, role: str) -> Any:
+    """The alias of ``table`` playing ``role`` in a statement (``"r"``, ``"link1"`` ...).
+
+    Built once and reused: an alias is an immutable description, and making a new one per
+    request (with its column proxies) cost more than running the query. Two subqueries side by
+    side may use the same alias; a subquery nested in another uses a different role (the
+    callers put the nesting depth in the role), so a correlated reference is never ambiguous.
+    """
+    alias = table.alias(f"{table.name}_{role}")
+    alias.c  # noqa: B018 - build the column collection now, not racing in two threads later
+    return alias
+
+
+def resource_alias(role: str) -> Any:
+    """The ``resource`` table as ``role`` (for matches, chain targets, ``_has`` sources ...)."""
+    return aliased(resource_table, role)

@@ -30,6 +30,7 @@ from register.search_schema import (
     token_table,
     uri_table,
 )
+from register.search_scope import aliased
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,10 @@ class SortColumn:
 
 def sort_columns(keys: Sequence[SortKey], res: Any) -> list[SortColumn]:
     """The ordering expressions for ``_sort`` keys on ``res`` (pk comes last, separately)."""
-    return [_column(key, res) for key in keys]
+    return [_column(key, res, index) for index, key in enumerate(keys)]
 
 
-def _column(key: SortKey, res: Any) -> SortColumn:
+def _column(key: SortKey, res: Any, index: int) -> SortColumn:
     param, desc = key.parameter, key.descending
     name = param.name
     if name == "_id":
@@ -56,22 +57,22 @@ def _column(key: SortKey, res: Any) -> SortColumn:
     pick = func.max if desc else func.min
     codec = "raw"
     if param.type == "date":
-        table = date_table.alias()
+        table = aliased(date_table, f"sort{index}")
         value: Any = table.c.high if desc else table.c.low
     elif param.type == "token":
-        table = token_table.alias()
+        table = aliased(token_table, f"sort{index}")
         value = table.c.code
     elif param.type == "string":
-        table = string_table.alias()
+        table = aliased(string_table, f"sort{index}")
         value = table.c.value_norm
     elif param.type == "uri":
-        table = uri_table.alias()
+        table = aliased(uri_table, f"sort{index}")
         value = table.c.uri
     elif param.type == "reference":
-        table = reference_table.alias()
+        table = aliased(reference_table, f"sort{index}")
         value = func.coalesce(table.c.url, table.c.target_type + "/" + table.c.target_id)
     elif param.type in ("number", "quantity"):
-        table = (number_table if param.type == "number" else quantity_table).alias()
+        table = aliased(number_table if param.type == "number" else quantity_table, f"sort{index}")
         value = func.coalesce(table.c.value, table.c.high if desc else table.c.low)
         codec = "decimal"
     else:  # the parser refuses composite and special keys

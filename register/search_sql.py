@@ -63,7 +63,7 @@ from register.search_schema import (
     token_table,
     uri_table,
 )
-from register.search_scope import live, resource_alias
+from register.search_scope import aliased, live, resource_alias
 from register.search_types import cut, micros
 from register.storage import Visibility
 
@@ -233,21 +233,21 @@ class CriteriaSql:
 
     # conditions ---------------------------------------------------------------------------
 
-    def condition(self, criterion: Criterion, res: Any) -> Condition:
-        """A condition that holds for a ``res`` row meeting ``criterion``."""
+    def condition(self, criterion: Criterion, res: Any, depth: int = 0) -> Condition:
+        """A condition that holds for a ``res`` row meeting ``criterion``.
+
+        ``depth`` is how deep in chains/``_has`` the condition sits (it names the aliases).
+        Raises :class:`Unsupported` if the criterion (or a part of it) cannot be answered.
+        """
         if isinstance(criterion, ParameterTest):
-            return self._test(criterion, res)
+            return self._test(criterion, res, depth)
         if isinstance(criterion, Chain):
-            return self._chain(criterion, res)
+            return self._chain(criterion, res, depth)
         if isinstance(criterion, ReverseChain):
-            return self._has(criterion, res)
+            return self._has(criterion, res, depth)
         raise TypeError(f"unknown criterion {criterion!r}")  # pragma: no cover
 
-    def check(self, criterion: Criterion) -> None:
-        """Raise :class:`Unsupported` if ``criterion`` (or a part of it) cannot be answered."""
-        self.condition(criterion, resource_alias("probe"))
-
-    def _test(self, test: ParameterTest, res: Any) -> Condition:
+    def _test(self, test: ParameterTest, res: Any, depth: int) -> Condition:
         param = test.parameter
         name = param.name
         if name == "_id":
@@ -256,7 +256,7 @@ class CriteriaSql:
             return self._last_updated_test(test, res)
         if param.type == "special":
             raise Unsupported(name, "special parameters are not supported")
-        table = _TABLES[param.type].alias()
+        table = aliased(_TABLES[param.type], f"v{depth}")
         owned = and_(table.c.resource_pk == res.c.pk, table.c.param == name)
         if test.modifier == "missing":
             assert isinstance(test.values[0], MissingValue)
@@ -352,9 +352,9 @@ class CriteriaSql:
             raise Unsupported(param.name, "unsupported composite component")
         return and_(head, tail)
 
-    def _chain(self, chain: Chain, res: Any) -> Condition:
-        link = reference_table.alias()
-        target = resource_alias(None)
+    def _chain(self, chain: Chain, res: Any, depth: int) -> Condition:
+        link = aliased(reference_table, f"link{depth}")
+        target = resource_alias(f"target{depth}")
         return (
             exists()
             .where(
@@ -363,19 +363,20 @@ class CriteriaSql:
                 target.c.resource_type == link.c.target_type,
                 target.c.resource_id == link.c.target_id,
                 live(target, self.visibility),
-                or_(*(self._alternative(alt, target) for alt in chain.alternatives)),
+                or_(*(self._alternative(alt, target, depth + 1) for alt in chain.alternatives)),
             )
             .correlate(res)
         )
 
-    def _alternative(self, criterion: Criterion, target: Any) -> Condition:
+    def _alternative(self, criterion: Criterion, target: Any, depth: int) -> Condition:
         return and_(
-            target.c.resource_type == criterion.resource_type, self.condition(criterion, target)
+            target.c.resource_type == criterion.resource_type,
+            self.condition(criterion, target, depth),
         )
 
-    def _has(self, has: ReverseChain, res: Any) -> Condition:
-        link = reference_table.alias()
-        source = resource_alias(None)
+    def _has(self, has: ReverseChain, res: Any, depth: int) -> Condition:
+        link = aliased(reference_table, f"link{depth}")
+        source = resource_alias(f"source{depth}")
         return (
             exists()
             .where(
@@ -385,28 +386,28 @@ class CriteriaSql:
                 link.c.target_type == res.c.resource_type,
                 source.c.pk == link.c.resource_pk,
                 live(source, self.visibility),
-                self.condition(has.inner, source),
+                self.condition(has.inner, source, depth + 1),
             )
             .correlate(res)
         )
 
     # drivers ------------------------------------------------------------------------------
 
-    def driver(self, criterion: Criterion) -> Driver | None:
+    def driver(self, criterion: Criterion, depth: int = 0) -> Driver | None:
         """An uncorrelated ``SELECT resource_pk`` equivalent to ``criterion``, if worthwhile.
 
         Negations, ``:missing`` and ``ne`` have none (they match most rows); the rank orders
         the rest by expected selectivity (lower is more selective).
         """
         if isinstance(criterion, ParameterTest):
-            return self._test_driver(criterion)
+            return self._test_driver(criterion, depth)
         if isinstance(criterion, Chain):
-            return self._chain_driver(criterion)
+            return self._chain_driver(criterion, depth)
         if isinstance(criterion, ReverseChain):
-            return self._has_driver(criterion)
+            return self._has_driver(criterion, depth)
         return None  # pragma: no cover
 
-    def _test_driver(self, test: ParameterTest) -> Driver | None:
+    def _test_driver(self, test: ParameterTest, depth: int) -> Driver | None:
         param = test.parameter
         if test.modifier in ("missing", "not", "contains", "text"):
             return None
@@ -415,13 +416,13 @@ class CriteriaSql:
         if param.name == "_lastUpdated":
             return None
         if param.name == "_id":
-            res = resource_alias(None)
+            res = resource_alias(f"ids{depth}")
             ids = [_id_of(value) for value in test.values]
             query = select(res.c.pk).where(
                 res.c.resource_type == test.resource_type, res.c.resource_id.in_(ids)
             )
             return Driver(0, query.correlate(None))
-        table = _TABLES[param.type].alias()
+        table = aliased(_TABLES[param.type], f"d{depth}")
         query = select(table.c.resource_pk).where(
             table.c.resource_type == test.resource_type,
             table.c.param == param.name,
@@ -429,15 +430,15 @@ class CriteriaSql:
         )
         return Driver(_RANKS.get(param.type, 5), query.correlate(None))
 
-    def _chain_driver(self, chain: Chain) -> Driver | None:
+    def _chain_driver(self, chain: Chain, depth: int) -> Driver | None:
         best: list[Driver] = []
         for alt in chain.alternatives:
-            inner = self.driver(alt)
+            inner = self.driver(alt, depth + 1)
             if inner is None:
                 return None
             best.append(inner)
-        link = reference_table.alias()
-        target = resource_alias(None)
+        link = aliased(reference_table, f"dlink{depth}")
+        target = resource_alias(f"dtarget{depth}")
         inner_pks = best[0].pks if len(best) == 1 else best[0].pks.union(*(d.pks for d in best[1:]))
         targets = select(target.c.resource_id, target.c.resource_type).where(
             target.c.pk.in_(inner_pks), live(target, self.visibility)
@@ -449,13 +450,13 @@ class CriteriaSql:
         )
         return Driver(max(d.rank for d in best) + 1, query.correlate(None))
 
-    def _has_driver(self, has: ReverseChain) -> Driver | None:
-        inner = self.driver(has.inner)
+    def _has_driver(self, has: ReverseChain, depth: int) -> Driver | None:
+        inner = self.driver(has.inner, depth + 1)
         if inner is None:
             return None
-        link = reference_table.alias()
-        source = resource_alias(None)
-        target = resource_alias(None)
+        link = aliased(reference_table, f"dlink{depth}")
+        source = resource_alias(f"dsource{depth}")
+        target = resource_alias(f"dtarget{depth}")
         # inner.pks are all of the source type (drivers select one type's rows)
         sources = select(source.c.pk).where(
             source.c.pk.in_(inner.pks), live(source, self.visibility)
@@ -479,7 +480,7 @@ _RANKS = {"reference": 1, "token": 2, "uri": 2, "composite": 2, "string": 3}
 
 def in_compartment(res: Any, patient_id: str) -> Condition:
     """``res`` is in the compartment of Patient ``patient_id``."""
-    member = compartment_table.alias()
+    member = aliased(compartment_table, "member")
     return (
         exists()
         .where(member.c.resource_pk == res.c.pk, member.c.patient_id == patient_id)
@@ -489,7 +490,7 @@ def in_compartment(res: Any, patient_id: str) -> Condition:
 
 def compartment_driver(patient_id: str, resource_type: str) -> Driver:
     """The pks of resources of ``resource_type`` in Patient ``patient_id``'s compartment."""
-    member = compartment_table.alias()
+    member = aliased(compartment_table, "dmember")
     query = select(member.c.resource_pk).where(
         member.c.patient_id == patient_id, member.c.resource_type == resource_type
     )
