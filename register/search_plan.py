@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.sql.expression import ColumnElement, Select
 
 from fhir_adapters.search_query import (
+    Criterion,
     ResultParameters,
     SearchParameterError,
     parse_query,
@@ -139,7 +140,7 @@ def plan_search(
     res = resource_alias("r")
     ignored: list[Ignored] = []
     applied: Params = []
-    built: list[tuple[ColumnElement[bool], Driver | None]] = []
+    built: list[tuple[ColumnElement[bool], int | None, Criterion]] = []
     result_pairs: Params = []
     for name, value in params:
         if name in CONTROL_NAMES:
@@ -154,7 +155,7 @@ def plan_search(
             ignored.append(Ignored(name, f"{name} is not a search parameter of {resource_type}"))
             continue
         try:
-            pieces = [(sql.condition(c, res), sql.driver(c)) for c in parsed.criteria]
+            pieces = [(sql.condition(c, res), sql.rank(c), c) for c in parsed.criteria]
         except Unsupported as exc:
             ignored.append(Ignored(name, exc.reason))
             continue
@@ -174,23 +175,27 @@ def plan_search(
             ],
         )
     conditions: list[ColumnElement[bool]] = [live(res, visibility)]
-    drivers: list[tuple[int, Driver]] = [
-        (index, driver) for index, (_, driver) in enumerate(built) if driver is not None
-    ]
+    ranked = [(rank, index) for index, (_, rank, _) in enumerate(built) if rank is not None]
     if compartment is not None:
-        drivers.append((-1, compartment_driver(compartment, resource_type)))
-    best = min(drivers, key=lambda item: item[1].rank, default=None)
-    if best is None:
+        ranked.append((1, -1))
+    best = min(ranked, default=None)  # lowest rank; the compartment, then the first, on ties
+    driver: Driver | None = None
+    if best is not None:
+        driver = (
+            compartment_driver(compartment, resource_type)
+            if best[1] == -1 and compartment is not None
+            else sql.driver(built[best[1]][2])
+        )
+    if driver is None:
         conditions.append(res.c.resource_type == resource_type)
     else:
         # every driver selects rows of this type only; naming the type again would tempt
         # SQLite (without statistics) to scan the type instead of starting from the driver
-        conditions.append(res.c.pk.in_(best[1].pks))
-    if compartment is not None and (best is None or best[0] != -1):
+        conditions.append(res.c.pk.in_(driver.pks))
+    chosen = best[1] if driver is not None and best is not None else None
+    if compartment is not None and chosen != -1:
         conditions.append(in_compartment(res, compartment))
-    conditions.extend(
-        condition for index, (condition, _) in enumerate(built) if best is None or index != best[0]
-    )
+    conditions.extend(condition for index, (condition, _, _) in enumerate(built) if index != chosen)
     return Plan(
         resource_type,
         res,

@@ -20,7 +20,6 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
-from register.schema import resource_table
 from register.search_types import IndexNumber
 
 _PK = BigInteger().with_variant(Integer(), "sqlite")
@@ -239,10 +238,6 @@ class SearchCompartmentRow(SQLModel, table=True):
     resource_type: str = _type()
     patient_id: str = Field(sa_column=Column(String(64), nullable=False))
 
-
-# A search with no selective criterion walks one type in pk order (the default sort and the
-# keyset position); this index gives that walk without sorting the whole type.
-RESOURCE_TYPE_PK = Index("ix_resource_type_pk", resource_table.c.resource_type, resource_table.c.pk)
 
 token_table = SearchTokenRow.__table__  # type: ignore[attr-defined]
 string_table = SearchStringRow.__table__  # type: ignore[attr-defined]

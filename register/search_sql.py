@@ -393,6 +393,32 @@ class CriteriaSql:
 
     # drivers ------------------------------------------------------------------------------
 
+    def rank(self, criterion: Criterion) -> int | None:
+        """How selective :meth:`driver` would be (lower is better), or None if it has none.
+
+        Cheap: no SQL is built, so a plan ranks every criterion and builds one driver.
+        """
+        if isinstance(criterion, ParameterTest):
+            test = criterion
+            if test.modifier in ("missing", "not", "contains", "text"):
+                return None
+            if any(getattr(value, "prefix", None) == "ne" for value in test.values):
+                return None
+            if test.parameter.name == "_lastUpdated":
+                return None
+            if test.parameter.name == "_id":
+                return 0
+            return _RANKS.get(test.parameter.type, 5)
+        if isinstance(criterion, Chain):
+            ranks = [self.rank(alt) for alt in criterion.alternatives]
+            if any(r is None for r in ranks):
+                return None
+            return max(r for r in ranks if r is not None) + 1
+        if isinstance(criterion, ReverseChain):
+            inner = self.rank(criterion.inner)
+            return None if inner is None else inner + 2
+        return None  # pragma: no cover
+
     def driver(self, criterion: Criterion, depth: int = 0) -> Driver | None:
         """An uncorrelated ``SELECT resource_pk`` equivalent to ``criterion``, if worthwhile.
 
