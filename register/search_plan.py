@@ -118,6 +118,10 @@ class Plan:
         return select(self.res.c.pk).where(*self.conditions).order_by(self.res.c.pk).limit(limit)
 
 
+Built = list[tuple[ColumnElement[bool], int | None, Criterion]]
+"""Each criterion's condition, driver rank and the criterion itself."""
+
+
 def _is_result(name: str) -> bool:
     return name in RESULT_NAMES or name.split(":", 1)[0] in ("_include", "_revinclude")
 
@@ -140,7 +144,7 @@ def plan_search(
     res = resource_alias("r")
     ignored: list[Ignored] = []
     applied: Params = []
-    built: list[tuple[ColumnElement[bool], int | None, Criterion]] = []
+    built: Built = []
     result_pairs: Params = []
     for name, value in params:
         if name in CONTROL_NAMES:
@@ -174,18 +178,33 @@ def plan_search(
                 for item in ignored
             ],
         )
-    conditions: list[ColumnElement[bool]] = [live(res, visibility)]
+    conditions = [live(res, visibility), *_criteria(sql, res, resource_type, built, compartment)]
+    return Plan(
+        resource_type,
+        res,
+        conditions,
+        result,
+        sort_columns(result.sort, res),
+        applied,
+        ignored,
+    )
+
+
+def _criteria(
+    sql: CriteriaSql, res: Any, resource_type: str, built: Built, compartment: str | None
+) -> list[ColumnElement[bool]]:
+    """The criteria as conditions on ``res``, the most selective one also as the driver."""
     ranked = [(rank, index) for index, (_, rank, _) in enumerate(built) if rank is not None]
     if compartment is not None:
         ranked.append((1, -1))
     best = min(ranked, default=None)  # lowest rank; the compartment, then the first, on ties
     driver: Driver | None = None
     if best is not None:
-        driver = (
-            compartment_driver(compartment, resource_type)
-            if best[1] == -1 and compartment is not None
-            else sql.driver(built[best[1]][2])
-        )
+        if best[1] == -1 and compartment is not None:
+            driver = compartment_driver(compartment, resource_type)
+        else:
+            driver = sql.driver(built[best[1]][2])
+    conditions: list[ColumnElement[bool]] = []
     if driver is None:
         conditions.append(res.c.resource_type == resource_type)
     else:
@@ -196,15 +215,7 @@ def plan_search(
     if compartment is not None and chosen != -1:
         conditions.append(in_compartment(res, compartment))
     conditions.extend(condition for index, (condition, _, _) in enumerate(built) if index != chosen)
-    return Plan(
-        resource_type,
-        res,
-        conditions,
-        result,
-        sort_columns(result.sort, res),
-        applied,
-        ignored,
-    )
+    return conditions
 
 
 def _parse(resource_type: str, pairs: Params, local_bases: tuple[str, ...]) -> Any:
