@@ -14,6 +14,17 @@ from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, String, U
 from sqlmodel import Field, SQLModel
 
 from register.db_types import FhirJson, UTCDateTime
+from register.search_schema import (  # noqa: F401  (the search index tables, in their module)
+    SearchCompartmentRow,
+    SearchCompositeRow,
+    SearchDateRow,
+    SearchNumberRow,
+    SearchQuantityRow,
+    SearchReferenceRow,
+    SearchStringRow,
+    SearchTokenRow,
+    SearchUriRow,
+)
 
 # SQLite only makes INTEGER PRIMARY KEY an alias of the rowid; BigInteger keeps 64 bits on PG.
 PK_TYPE = BigInteger().with_variant(Integer(), "sqlite")
@@ -27,6 +38,7 @@ class ResourceRow(SQLModel, table=True):
         UniqueConstraint("resource_type", "resource_id", name="uq_resource_type_id"),
         Index("ix_resource_type_updated", "resource_type", "last_updated"),
         Index("ix_resource_patient", "patient_id"),
+        Index("ix_resource_type_pk", "resource_type", "pk"),  # a type walked in pk order (search)
     )
 
     pk: int | None = Field(default=None, sa_column=Column(PK_TYPE, primary_key=True))
@@ -68,23 +80,3 @@ class ResourceVersionRow(SQLModel, table=True):
 
 resource_table = ResourceRow.__table__  # type: ignore[attr-defined]
 version_table = ResourceVersionRow.__table__  # type: ignore[attr-defined]
-
-
-# --- search index (register/search_index.py writes these; register/search_sql.py reads them) ---
-# One row per indexed value of the current version of a resource, keyed by ``resource.pk``;
-# ``resource_type`` is repeated so each lookup index can start with (type, parameter).
-from register.search_schema import (  # noqa: E402, F401
-    SearchCompartmentRow,
-    SearchCompositeRow,
-    SearchDateRow,
-    SearchNumberRow,
-    SearchQuantityRow,
-    SearchReferenceRow,
-    SearchStringRow,
-    SearchTokenRow,
-    SearchUriRow,
-)
-
-# A search with no selective criterion walks one type in pk order (the default order and the
-# keyset position of its pages); this index gives that walk without sorting the whole type.
-Index("ix_resource_type_pk", resource_table.c.resource_type, resource_table.c.pk)
