@@ -15,15 +15,18 @@ with wrk (random patients for each question, warm-up, median of ``runs``):
 and, as a reference, the cheapest read that also runs in the thread pool (one history entry):
 the floor under which no search can go on this server.
 
-Then load the same bundles ``scale - 1`` more times with fresh ids (every UUID in a bundle is
-replaced, so identifiers and references stay unique per copy) and measure again; the table gives
-each figure at 1x and 10x and their ratio. The ceiling is the bare FastAPI app returning the
-same bytes as each question's answer, under the same server and worker count (SQLite 1x bodies).
+The 1x database is copied, then the same bundles are loaded ``scale - 1`` more times into the
+original with fresh ids (every UUID in a bundle is replaced, so identifiers and references stay
+unique per copy). Both are then served side by side and every question's runs alternate
+between them (1x, 10x, 1x, 10x ...), so the drift of a shared machine falls on both figures
+alike; the table gives each figure at 1x and 10x and their ratio. The ceiling is the bare
+FastAPI app returning the same bytes as each question's answer (1x), same server and workers.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import re
 import statistics
@@ -35,7 +38,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from benchmarks.bench_core import prepare_database
 from benchmarks.harness import (
@@ -48,6 +51,7 @@ from benchmarks.harness import (
     register_server,
     running,
     temp_dir,
+    wrk,
 )
 from register import reads, transactions
 from register.context import RequestContext
@@ -143,12 +147,12 @@ def paths(chosen: dict[str, Any]) -> dict[str, list[str]]:
     return found
 
 
-def walk(base: str, path: str, times: int) -> tuple[float, float, int]:
+def walk(base: str, path: str, times: int, warm: int = 2) -> tuple[float, float, int]:
     """Fetch every page of ``path`` following next links, ``times`` times: p50, p99 ms, pages."""
     durations = []
     pages = 0
     with httpx.Client(timeout=60) as client:
-        for _ in range(times + 2):
+        for _ in range(times + warm):
             started = time.perf_counter()
             url: str | None = base + path
             pages = 0
@@ -159,35 +163,107 @@ def walk(base: str, path: str, times: int) -> tuple[float, float, int]:
                     (x["url"] for x in bundle.get("link", []) if x["relation"] == "next"), None
                 )
             durations.append((time.perf_counter() - started) * 1000)
-    durations = sorted(durations[2:])  # two warm-up walks
+    durations = sorted(durations[warm:])
     p99 = durations[min(len(durations) - 1, round(0.99 * (len(durations) - 1)))]
     return statistics.median(durations), p99, pages
 
 
-def measure(url: str, workdir: Path, chosen: dict[str, Any], args: argparse.Namespace) -> Figures:
-    """All questions against one loaded database."""
-    port = free_port()
-    env = {
+def snapshot(url: str, workdir: Path) -> str:
+    """A copy of the database as it is now (the 1x state, measured beside the grown one)."""
+    engine = create_db_engine(url)
+    if engine.dialect.name == "sqlite":
+        copy = workdir / "bench-1x.sqlite3"
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"VACUUM INTO '{copy}'")
+        engine.dispose()
+        return f"sqlite:///{copy}"
+    engine.dispose()
+    name = f"{engine.url.database}_1x"
+    admin = create_engine(engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{engine.url.database}"'))
+    admin.dispose()
+    return engine.url.set(database=name).render_as_string(hide_password=False)
+
+
+def _server_env(url: str, workdir: Path, port: int, tag: str) -> dict[str, str]:
+    return {
         "REGISTER_DATABASE_URL": url,
-        "REGISTER_DATA_DIR": str(workdir / "data"),
+        "REGISTER_DATA_DIR": str(workdir / f"data-{tag}"),
         "REGISTER_BASE_URL": f"http://127.0.0.1:{port}/fhir",
     }
-    runs = {"runs": args.runs, "seconds": args.seconds}
-    results: dict[str, WrkResult] = {}
-    with running(register_server(port, env, args.workers), env, f"http://127.0.0.1:{port}/ready"):
-        base = f"http://127.0.0.1:{port}"
+
+
+def measure_pair(
+    urls: tuple[str, str], workdir: Path, chosen: dict[str, Any], args: argparse.Namespace
+) -> tuple[Figures, Figures]:
+    """Every question against the 1x and the grown database, their runs interleaved.
+
+    Both servers run side by side (one at a time under load); each question's runs alternate
+    between them, so drift on a shared machine lands on both figures alike.
+    """
+    ports = (free_port(), free_port())
+    while ports[1] == ports[0]:
+        ports = (ports[0], free_port())
+    envs = [
+        _server_env(url, workdir, port, tag)
+        for url, port, tag in zip(urls, ports, ("1x", "nx"), strict=True)
+    ]
+    results: tuple[dict[str, WrkResult], dict[str, WrkResult]] = ({}, {})
+    with contextlib.ExitStack() as stack:
+        for port, env in zip(ports, envs, strict=True):
+            command = register_server(port, env, args.workers)
+            stack.enter_context(running(command, env, f"http://127.0.0.1:{port}/ready"))
+        bases = [f"http://127.0.0.1:{port}" for port in ports]
         for question, items in paths(chosen).items():
             script = lua_paths(items, workdir)
-            results[question] = median_run(base + "/", script=script, **runs)
-            print(f"    {question}: {results[question]}")
-            body = httpx.get(base + items[0], timeout=60).content
+            runs: tuple[list[WrkResult], list[WrkResult]] = ([], [])
+            for base in bases:
+                wrk(base + "/", seconds=3, script=script)  # warm-up
+            for _ in range(args.runs):
+                for side, base in enumerate(bases):
+                    runs[side].append(wrk(base + "/", seconds=args.seconds, script=script))
+            for side in (0, 1):
+                results[side][question] = _median(runs[side])
+            print(f"    {question}: 1x {results[0][question]}  Nx {results[1][question]}")
+            body = httpx.get(bases[0] + items[0], timeout=60).content
             (workdir / f"{question}.json").write_bytes(body)
-        p50, p99, pages = walk(base, f"/fhir/Patient/{chosen['biggest']}/$everything", args.walks)
-        engine = create_db_engine(url)
-        with engine.connect() as conn:
-            resources = conn.execute(text("SELECT count(*) FROM resource")).scalar_one()
-        engine.dispose()
-    return Figures(resources, results, p50, p99, pages)
+        walks = [walk(base, f"/fhir/Patient/{chosen['biggest']}/$everything", 2) for base in bases]
+        timed: tuple[list[float], list[float]] = ([], [])
+        for _ in range(args.walks):
+            for side, base in enumerate(bases):
+                timed[side].append(_walk_once(base, chosen["biggest"]))
+    figures = []
+    for side, url in enumerate(urls):
+        durations = sorted(timed[side])
+        p99 = durations[min(len(durations) - 1, round(0.99 * (len(durations) - 1)))]
+        figures.append(
+            Figures(_count(url), results[side], statistics.median(durations), p99, walks[side][2])
+        )
+    return figures[0], figures[1]
+
+
+def _median(results: list[WrkResult]) -> WrkResult:
+    ordered = sorted(results, key=lambda r: r.rps)
+    return WrkResult(
+        ordered[len(ordered) // 2].rps,
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+    )
+
+
+def _walk_once(base: str, patient_id: str) -> float:
+    return walk(base, f"/fhir/Patient/{patient_id}/$everything", 1, warm=0)[0]
+
+
+def _count(url: str) -> int:
+    engine = create_db_engine(url)
+    with engine.connect() as conn:
+        resources = int(conn.execute(text("SELECT count(*) FROM resource")).scalar_one())
+    engine.dispose()
+    return resources
 
 
 def ceiling(workdir: Path, args: argparse.Namespace) -> dict[str, WrkResult]:
@@ -226,13 +302,13 @@ def main() -> None:
         print(f"{kind}: loading 1x")
         load(url, raws, range(1))
         chosen = targets(url, args.patients)
-        one = measure(url, workdir, chosen, args)
-        if not bare:
-            bare = ceiling(workdir, args)
+        first = snapshot(url, workdir)
         print(f"{kind}: loading {args.scale - 1} more copies")
         load(url, raws, range(1, args.scale))
-        many = measure(url, workdir, chosen, args)
-        table[kind] = (one, many)
+        print(f"{kind}: measuring 1x and {args.scale}x side by side")
+        table[kind] = measure_pair((first, url), workdir, chosen, args)
+        if not bare:
+            bare = ceiling(workdir, args)
     print_tables(table, bare, args)
 
 
