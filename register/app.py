@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.routing import Route as StarletteRoute
 
+from register.api import everything_route  # noqa: F401  (registers $everything)
 from register.api.errors import install_error_handlers
 from register.api.fhir_routes import build_dispatcher
 from register.api.middleware import RequestMiddleware

@@ -53,6 +53,50 @@ def migrate() -> None:
 
 
 @app.command()
+def reindex(
+    resource_type: Annotated[
+        str | None, typer.Option("--type", help="Only resources of this type.")
+    ] = None,
+    base_url: Annotated[
+        list[str] | None,
+        typer.Option(help="A base URL clients used (absolute references under it are local)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Rebuild the search indexes from the stored resources (after a parameter changes)."""
+    from register.migrate import schema_status
+    from register.search_index import reindex as rebuild
+
+    settings = get_settings()
+    engine = _engine()
+    if not schema_status(engine).is_current:
+        _console().print(f"[red]Not reindexing:[/] {schema_status(engine).describe()}.")
+        raise typer.Exit(code=2)
+    bases = tuple(
+        dict.fromkeys([*(base_url or []), *([settings.base_url] if settings.base_url else [])])
+    )
+    with Progress(
+        TextColumn("[bold]Reindexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_console(),
+        disable=quiet,
+    ) as progress:
+        task = progress.add_task("reindex", total=None)
+        report = rebuild(
+            engine,
+            resource_type=resource_type,
+            local_bases=bases,
+            progress=lambda n: progress.advance(task, n),
+        )
+    engine.dispose()
+    _console().print(
+        f"[green]Reindexed[/] {report.resources} resources ({report.rows} index rows)."
+    )
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (REGISTER_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind (REGISTER_PORT).")] = None,

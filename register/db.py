@@ -54,7 +54,10 @@ def _sqlite_engine(url: str, *, pool_size: int) -> Engine:
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
         pool_size=pool_size,
-        max_overflow=pool_size * 2,
+        # Reads keep one connection per worker thread (Database.read), and the thread pool can
+        # hold more threads (40) than a bounded pool has connections: the next thread would
+        # wait 30 s and fail. A SQLite connection is a file handle, so no bound.
+        max_overflow=-1,
     )
 
     @event.listens_for(engine, "connect")

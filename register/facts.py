@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_adapters import compartments
 from register.storage import Facts
 
-_PATIENT_ELEMENTS = ("subject", "patient", "beneficiary", "individual")
+
+def facts_for(
+    resource: dict[str, Any], *, author_org: str | None, local_bases: tuple[str, ...] = ()
+) -> Facts:
+    """Whose record ``resource`` belongs to, and which organisation recorded it.
+
+    ``local_bases`` are the server's base URLs (the request's), so an absolute reference to a
+    Patient held here counts like ``Patient/id``.
+    """
+    return Facts(
+        patient_id=primary_patient(resource, local_bases=local_bases), author_org=author_org
+    )
 
 
-def facts_for(resource: dict[str, Any], *, author_org: str | None) -> Facts:
-    """Whose record ``resource`` belongs to, and which organisation recorded it."""
-    return Facts(patient_id=primary_patient(resource), author_org=author_org)
+def primary_patient(resource: dict[str, Any], *, local_bases: tuple[str, ...] = ()) -> str | None:
+    """The id of the Patient whose record this resource is part of, if any.
 
-
-def primary_patient(resource: dict[str, Any]) -> str | None:
-    """The id of the Patient whose record this resource is part of, if any."""
-    if resource.get("resourceType") == "Patient":
-        return resource.get("id")
-    for element in _PATIENT_ELEMENTS:
-        value = resource.get(element)
-        if isinstance(value, dict):
-            reference = value.get("reference")
-            if isinstance(reference, str) and reference.startswith("Patient/"):
-                return reference.split("/", 2)[1]
-    return None
+    The R4 Patient compartment decides (``fhir_adapters.compartments``): the Patient itself,
+    else the first local Patient named by the type's compartment parameters, in their order.
+    """
+    return compartments.primary_patient(resource, local_bases=local_bases)

@@ -163,7 +163,8 @@ def _store(
         resource=stamped,
         last_updated=moment,
         method=method,
-        facts=facts_for(stamped, author_org=ctx.author_org),
+        facts=facts_for(stamped, author_org=ctx.author_org, local_bases=(ctx.base_url,)),
+        local_bases=(ctx.base_url,),
     )
     warnings = write_hooks.after_write(conn, ctx, version, stamped, previous=current)
     return version, warnings

@@ -25,6 +25,17 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from register.db_types import FhirJson, UTCDateTime
+from register.search_schema import (  # noqa: F401  (the search index tables, in their module)
+    SearchCompartmentRow,
+    SearchCompositeRow,
+    SearchDateRow,
+    SearchNumberRow,
+    SearchQuantityRow,
+    SearchReferenceRow,
+    SearchStringRow,
+    SearchTokenRow,
+    SearchUriRow,
+)
 
 # SQLite only makes INTEGER PRIMARY KEY an alias of the rowid; BigInteger keeps 64 bits on PG.
 PK_TYPE = BigInteger().with_variant(Integer(), "sqlite")
@@ -38,6 +49,7 @@ class ResourceRow(SQLModel, table=True):
         UniqueConstraint("resource_type", "resource_id", name="uq_resource_type_id"),
         Index("ix_resource_type_updated", "resource_type", "last_updated"),
         Index("ix_resource_patient", "patient_id"),
+        Index("ix_resource_type_pk", "resource_type", "pk"),  # a type walked in pk order (search)
     )
 
     pk: int | None = Field(default=None, sa_column=Column(PK_TYPE, primary_key=True))

@@ -294,10 +294,12 @@ def write_version(
     last_updated: datetime,
     method: str,
     facts: Facts,
+    local_bases: tuple[str, ...] = (),
 ) -> Version:
     """Store a new version (``content`` None means a deletion) and bring the indexes in step.
 
-    ``current`` must come from :func:`current_for_write` in the same transaction.
+    ``current`` must come from :func:`current_for_write` in the same transaction;
+    ``local_bases`` are the server's base URLs (absolute references under them are local).
     """
     deleted = content is None
     version_id = 1 if current is None else current.version_id + 1
@@ -340,7 +342,7 @@ def write_version(
         },
     )
     if resource is not None:
-        search_index.index_resource(conn, pk, resource_type, resource)
+        search_index.index_resource(conn, pk, resource_type, resource, local_bases=local_bases)
     # ``stored`` is the body as the database keeps it (PostgreSQL normalises JSONB), so the
     # response to a write is byte for byte what later reads will serve.
     return Version(

@@ -31,6 +31,13 @@ def _limits(request: Request) -> dict[str, int]:
     return {"default_count": settings.default_page_size, "max_count": settings.max_page_size}
 
 
+def _search_options(request: Request) -> search.SearchOptions:
+    limits = _limits(request)
+    return search.SearchOptions(
+        limits["default_count"], limits["max_count"], prefer(request).handling == "strict"
+    )
+
+
 # --- system level ------------------------------------------------------------------------------
 
 
@@ -104,8 +111,9 @@ async def search_type(request: Request, resource_type: str) -> Response:
     ctx = context(request)
     interactions.check_type(resource_type)
     params = _params(request)
+    options = _search_options(request)
     body = await in_read(
-        request, lambda conn: search.search_bundle(conn, ctx, resource_type, params)
+        request, lambda conn: search.search_bundle(conn, ctx, resource_type, params, options)
     )
     return fhir_response(body, fmt=fmt)
 
@@ -118,8 +126,9 @@ async def search_type_post(request: Request, resource_type: str) -> Response:
     check_body_type(request, form=True)
     form = await request.form()
     params = _params(request) + [(k, str(v)) for k, v in form.multi_items()]
+    options = _search_options(request)
     body = await in_read(
-        request, lambda conn: search.search_bundle(conn, ctx, resource_type, params)
+        request, lambda conn: search.search_bundle(conn, ctx, resource_type, params, options)
     )
     return fhir_response(body, fmt=fmt)
 
@@ -321,6 +330,32 @@ async def instance_operation(
     return await op.handler(request, resource_type, resource_id)
 
 
+async def search_compartment(
+    request: Request, compartment: str, compartment_id: str, resource_type: str
+) -> Response:
+    """GET /Patient/{id}/{type}?params: a search inside a Patient's compartment.
+
+    The same path shape as an instance operation (``/{type}/{id}/$name``), which it hands on.
+    """
+    if resource_type.startswith("$"):
+        return await instance_operation(request, compartment, compartment_id, resource_type)
+    if compartment != "Patient":
+        raise bad_request("Only the Patient compartment can be searched.", code="not-supported")
+    fmt = response_format(request)
+    ctx = context(request)
+    interactions.check_id(compartment_id)
+    interactions.check_type(resource_type)
+    params = _params(request)
+    options = _search_options(request)
+    body = await in_read(
+        request,
+        lambda conn: search.search_bundle(
+            conn, ctx, resource_type, params, options, compartment=compartment_id
+        ),
+    )
+    return fhir_response(body, fmt=fmt)
+
+
 async def vread(
     request: Request, resource_type: str, resource_id: str, version_id: str
 ) -> Response:
@@ -367,6 +402,13 @@ ROUTES: list[Route] = [
         "GET",
         "/{resource_type}/{resource_id}/_history/{version_id}",
         vread,
+    ),
+    Route(
+        "search-compartment",
+        "compartment",
+        "GET",
+        "/{compartment}/{compartment_id}/{resource_type}",
+        search_compartment,
     ),
     Route(
         "operation",
