@@ -167,6 +167,11 @@ class TokenVerifier:
         self._max_lifetime = max_lifetime
         self._clock = clock
 
+    @property
+    def clock_skew(self) -> int:
+        """Seconds of leeway allowed on ``exp``, ``nbf`` and ``iat``."""
+        return self._skew
+
     def verify(self, token: str) -> dict[str, Any]:
         """The verified claims of ``token``, or ``TokenError`` saying why it is refused."""
         header = jws.read_header(token)

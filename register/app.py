@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.routing import Route as StarletteRoute
 
+from register import auth_routes
+from register.access_service import AccessService
 from register.api.errors import install_error_handlers
 from register.api.fhir_routes import build_dispatcher
 from register.api.middleware import RequestMiddleware
@@ -25,10 +27,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
 
     db = Database(engine)
+    access = AccessService(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        access.start()  # the signing key is generated on first start
         yield
+        access.close()
         db.dispose()
 
     app = FastAPI(
@@ -42,8 +47,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.db = db
+    app.state.access = access
     install_error_handlers(app)
     app.include_router(ops_router)
+    app.include_router(auth_routes.router)  # /auth/*, /fhir/.well-known/smart-configuration
     dispatcher = build_dispatcher()
     # One route catches everything under /fhir (with or without a trailing slash) and hands it
     # to the FHIR dispatcher; Starlette's exception handlers still apply.
