@@ -25,11 +25,13 @@ runs, so a condition built once can be reused for as long as its token lives.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
+    Boolean,
     Connection,
     Table,
     and_,
@@ -37,11 +39,15 @@ from sqlalchemy import (
     exists,
     false,
     literal,
+    literal_column,
     or_,
     select,
     true,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import _anonymous_label
 from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from auth.policy import CareParty, ScopeGrant, Sight
 from auth.scopes import Constraint
@@ -50,6 +56,7 @@ from register.db_types import UTCDateTime
 
 C = relationship_table
 G = break_glass_table
+_ONE = literal_column("1")
 
 
 def _now() -> datetime:
@@ -59,6 +66,86 @@ def _now() -> datetime:
 def _moment(name: str, compute: Callable[[], datetime]) -> Any:
     """A bound timestamp computed each time the statement runs (not when it is built)."""
     return bindparam(name, type_=UTCDateTime(), callable_=compute, unique=True)
+
+
+_TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
+
+
+class _TypeIn(ColumnElement[bool]):
+    """``column IN ('A', 'B')`` with constant type names written into the SQL, not bound (a
+    bound list is re-expanded on every execution)."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True
+    _traverse_internals: ClassVar[Any] = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("names", InternalTraversal.dp_string_list),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], names: Iterable[str]) -> None:
+        self.column = column
+        self.names = sorted(set(names))
+        if not self.names or not all(_TYPE_NAME.match(name) for name in self.names):
+            raise ValueError("resource type names only")
+
+
+@compiles(_TypeIn)
+def _compile_type_in(element: _TypeIn, compiler: Any, **kw: Any) -> str:
+    names = ", ".join(f"'{name}'" for name in element.names)
+    return f"({compiler.process(element.column, **kw)} IN ({names}))"
+
+
+class _Condition(ColumnElement[bool]):
+    """A visibility condition keyed for SQLAlchemy's statement cache by a canonical text of the
+    :class:`Sight` it was built from, instead of a walk over its whole SQL tree on every
+    execution (which cost more than the read itself).
+
+    The key is complete: it names the table and every value of the Sight, so two conditions with
+    one key render the same SQL with the same bound values; the only values that change between
+    executions are the timestamps, which are computed when the statement runs
+    (``bindparam(callable_=...)``).
+    """
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True
+    _traverse_internals: ClassVar[Any] = [("key", InternalTraversal.dp_string)]
+
+    def __init__(self, inner: ColumnElement[bool], key: str) -> None:
+        self.inner = inner
+        self.key = key
+
+
+@compiles(_Condition)
+def _compile_condition(element: _Condition, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.inner, **kw)})"
+
+
+def _type_in(column: ColumnElement[Any], types: Iterable[str]) -> ColumnElement[bool]:
+    return _TypeIn(column, types)
+
+
+def _canonical(sight: Sight) -> str:
+    scope = (
+        None
+        if sight.scope is None
+        else [
+            (g.resource_type, sorted(g.others_than), [sorted(map(repr, f)) for f in g.filters])
+            for g in sight.scope
+        ]
+    )
+    return repr(
+        (
+            sight.everything,
+            scope,
+            sight.own_organisation,
+            sight.care_of,
+            sight.break_glass_holder,
+            sight.own_patient,
+            sorted(sight.shared_types),
+        )
+    )
 
 
 class SightVisibility:
@@ -81,6 +168,8 @@ class SightVisibility:
         if cached is not None and cached[0] is resource:
             return cached[1]
         clause = sight_clause(self.sight, resource)
+        if clause is not None and not isinstance(resource.name, _anonymous_label):
+            clause = _Condition(clause, f"{resource.name}|{_canonical(self.sight)}")
         if len(self._clauses) < 16:
             self._clauses[id(resource)] = (resource, clause)
         return clause
@@ -100,7 +189,7 @@ def sight_clause(sight: Sight, resource: Table) -> ColumnElement[bool] | None:
     if sight.own_patient is not None:
         grants.append(R.patient_id == literal(sight.own_patient))
     if sight.shared_types:
-        grants.append(and_(R.patient_id.is_(None), R.resource_type.in_(sorted(sight.shared_types))))
+        grants.append(and_(R.patient_id.is_(None), _type_in(R.resource_type, sight.shared_types)))
     if sight.care_of is not None:
         grants.append(care_condition(sight.care_of, R.patient_id))
     if sight.break_glass_holder is not None:
@@ -123,7 +212,7 @@ def care_condition(party: CareParty, patient: ColumnElement[Any]) -> ColumnEleme
     now = _moment("care_now", _now)
     cutoff = _moment("care_cutoff", lambda: _now() - window)
     return exists(
-        select(literal(1)).where(
+        select(_ONE).where(
             C.c.patient_id == patient,
             C.c.active.is_(True),
             or_(*who),
@@ -139,7 +228,7 @@ def care_condition(party: CareParty, patient: ColumnElement[Any]) -> ColumnEleme
 def break_glass_condition(holder: str, patient: ColumnElement[Any]) -> ColumnElement[bool]:
     """Whether ``holder`` has an unexpired break-glass grant for ``patient``."""
     return exists(
-        select(literal(1)).where(
+        select(_ONE).where(
             G.c.holder == literal(holder),
             G.c.patient_id == patient,
             G.c.expires_at > _moment("glass_now", _now),
@@ -159,14 +248,14 @@ def scope_condition(
     plain = sorted({g.resource_type for g in grants if g.resource_type and not g.filters})
     parts: list[ColumnElement[bool]] = []
     if plain:
-        parts.append(R.resource_type.in_(plain))
+        parts.append(_type_in(R.resource_type, plain))
     for grant in grants:
         if grant.resource_type and not grant.filters:
             continue
         if grant.resource_type:
             kind: ColumnElement[bool] = R.resource_type == literal(grant.resource_type)
         elif grant.others_than:
-            kind = R.resource_type.not_in(sorted(grant.others_than))
+            kind = ~_type_in(R.resource_type, grant.others_than)
         else:
             kind = true()
         parts.append(and_(kind, filters_condition(grant.filters, resource)))
