@@ -31,6 +31,7 @@ from auth.policy import FhirInteraction, Refusal, break_glass_claim
 from fhir_adapters.operation_outcome import error
 from register.access_breakglass import ensure_grant, patient_in_search, patient_of_resource
 from register.access_request import RequestAccess, refusal_error
+from register.api.deps import base_url
 from register.context import RequestContext
 from register.errors import FhirError
 
@@ -87,8 +88,6 @@ _UNAUTHENTICATED = Refusal(401, "This request needs a bearer token (Authorizatio
 
 async def guard(request: Request, route: Route, params: dict[str, str]) -> None:
     """Authenticate and admit the request, or raise the FhirError that answers it."""
-    from register.api.deps import base_url
-
     service: AccessService = request.app.state.access
     authorization, reason_header = _headers(request)
     if authorization is None:

@@ -113,14 +113,16 @@ def _decide(
 ) -> None:
     principal = access.principal
     patient_id = facts.patient_id
-    if patient_id is not None:
+    refusal = may_write(principal, facts)
+    if refusal is not None and refusal.for_relationship and patient_id is not None:
+        # Only now is it worth asking the database about relationships.
         view = sight(principal, facts.interaction, facts.resource_type, access.config)
         facts = replace(
             facts,
             patient_reachable=patient_reachable(conn, view, patient_id),
             patient_registered_by_writer=_registered_by(conn, patient_id, principal),
         )
-    refusal = may_write(principal, facts)
+        refusal = may_write(principal, facts)
     deferred = ctx.extras.get(DEFERRED_CHECKS)
     if refusal is not None and refusal.for_relationship and deferred is not None:
         # Inside a transaction: decide once every entry is written (an Encounter or the Patient

@@ -50,10 +50,19 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.access = access
     install_error_handlers(app)
     app.include_router(ops_router)
-    app.include_router(auth_routes.router)  # /auth/*, /fhir/.well-known/smart-configuration
+    app.include_router(auth_routes.router)  # /auth/token, /auth/jwks
     dispatcher = build_dispatcher()
     # One route catches everything under /fhir (with or without a trailing slash) and hands it
-    # to the FHIR dispatcher; Starlette's exception handlers still apply.
-    app.router.routes.append(StarletteRoute("/fhir{rest:path}", endpoint=dispatcher))
+    # to the FHIR dispatcher; Starlette's exception handlers still apply. It goes first, so a
+    # FHIR request does not walk the other routers; only SMART discovery (public, under /fhir)
+    # comes before it.
+    app.router.routes[0:0] = [
+        StarletteRoute(
+            "/fhir/.well-known/smart-configuration",
+            endpoint=auth_routes.smart_configuration,
+            methods=["GET"],
+        ),
+        StarletteRoute("/fhir{rest:path}", endpoint=dispatcher),
+    ]
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -204,7 +204,6 @@ async def jwks(request: Request) -> Response:
     return JSONResponse(document, headers={"Cache-Control": "public, max-age=60"})
 
 
-@router.get("/fhir/.well-known/smart-configuration")
 async def smart_configuration(request: Request) -> Response:
     """SMART discovery: what this register's authorization server supports."""
     return JSONResponse(smart_configuration_document(request))

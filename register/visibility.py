@@ -26,16 +26,16 @@ runs, so a condition built once can be reused for as long as its token lives.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
     Connection,
+    String,
     Table,
     and_,
-    bindparam,
     exists,
     false,
     literal,
@@ -59,13 +59,50 @@ G = break_glass_table
 _ONE = literal_column("1")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+class _Const(ColumnElement[str]):
+    """A constant string written into the SQL as a properly escaped literal, not bound.
+
+    The visibility condition is compiled once per Sight and reused (its statement-cache key
+    holds every value), so there is nothing to gain from binding its values, and processing
+    binds on every execution costs more than the point read they guard.
+    """
+
+    inherit_cache = True
+    type = String()
+    _traverse_internals: ClassVar[Any] = [("value", InternalTraversal.dp_string)]
+
+    def __init__(self, value: str) -> None:
+        self.value = value
 
 
-def _moment(name: str, compute: Callable[[], datetime]) -> Any:
-    """A bound timestamp computed each time the statement runs (not when it is built)."""
-    return bindparam(name, type_=UTCDateTime(), callable_=compute, unique=True)
+@compiles(_Const)
+def _compile_const(element: _Const, compiler: Any, **kw: Any) -> str:
+    return str(compiler.render_literal_value(element.value, String()))
+
+
+class _Now(ColumnElement[datetime]):
+    """The database's current time (UTC), ``days`` days ago: taken when the statement runs."""
+
+    inherit_cache = True
+    type = UTCDateTime()
+    _traverse_internals: ClassVar[Any] = [("days", InternalTraversal.dp_plain_obj)]
+
+    def __init__(self, days: int = 0) -> None:
+        self.days = int(days)
+
+
+@compiles(_Now)
+def _compile_now(element: _Now, compiler: Any, **kw: Any) -> str:
+    if element.days:
+        return f"(CURRENT_TIMESTAMP - INTERVAL '{element.days} days')"
+    return "CURRENT_TIMESTAMP"
+
+
+@compiles(_Now, "sqlite")
+def _compile_now_sqlite(element: _Now, compiler: Any, **kw: Any) -> str:
+    # SQLite keeps timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text in UTC; 'now' is UTC.
+    shift = f", '-{element.days} days'" if element.days else ""
+    return f"strftime('%Y-%m-%d %H:%M:%f', 'now'{shift})"
 
 
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
@@ -185,9 +222,9 @@ def sight_clause(sight: Sight, resource: Table) -> ColumnElement[bool] | None:
     R = resource.c
     grants: list[ColumnElement[bool]] = []
     if sight.own_organisation is not None:
-        grants.append(R.author_org == literal(sight.own_organisation))
+        grants.append(R.author_org == _Const(sight.own_organisation))
     if sight.own_patient is not None:
-        grants.append(R.patient_id == literal(sight.own_patient))
+        grants.append(R.patient_id == _Const(sight.own_patient))
     if sight.shared_types:
         grants.append(and_(R.patient_id.is_(None), _type_in(R.resource_type, sight.shared_types)))
     if sight.care_of is not None:
@@ -203,23 +240,22 @@ def care_condition(party: CareParty, patient: ColumnElement[Any]) -> ColumnEleme
     """Whether ``patient`` has an active care relationship with ``party`` as of now."""
     who: list[ColumnElement[bool]] = []
     if party.organisation is not None:
-        who.append(C.c.org_ods == literal(party.organisation))
+        who.append(C.c.org_ods == _Const(party.organisation))
     if party.practitioner is not None:
-        who.append(C.c.practitioner_ref == literal(party.practitioner))
+        who.append(C.c.practitioner_ref == _Const(party.practitioner))
     if not who:
         return false()
-    window = timedelta(days=party.encounter_window_days)
-    now = _moment("care_now", _now)
-    cutoff = _moment("care_cutoff", lambda: _now() - window)
+    now = _Now()
+    cutoff = _Now(party.encounter_window_days)
     return exists(
         select(_ONE).where(
             C.c.patient_id == patient,
-            C.c.active.is_(True),
+            C.c.active == true(),
             or_(*who),
             or_(
                 C.c.ends_at.is_(None),
                 C.c.ends_at > now,
-                and_(C.c.kind == "encounter", C.c.ends_at > cutoff),
+                and_(C.c.kind == _Const("encounter"), C.c.ends_at > cutoff),
             ),
         )
     )
@@ -229,9 +265,9 @@ def break_glass_condition(holder: str, patient: ColumnElement[Any]) -> ColumnEle
     """Whether ``holder`` has an unexpired break-glass grant for ``patient``."""
     return exists(
         select(_ONE).where(
-            G.c.holder == literal(holder),
+            G.c.holder == _Const(holder),
             G.c.patient_id == patient,
-            G.c.expires_at > _moment("glass_now", _now),
+            G.c.expires_at > _Now(),
         )
     )
 
@@ -253,7 +289,7 @@ def scope_condition(
         if grant.resource_type and not grant.filters:
             continue
         if grant.resource_type:
-            kind: ColumnElement[bool] = R.resource_type == literal(grant.resource_type)
+            kind: ColumnElement[bool] = R.resource_type == _Const(grant.resource_type)
         elif grant.others_than:
             kind = ~_type_in(R.resource_type, grant.others_than)
         else:

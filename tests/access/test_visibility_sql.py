@@ -23,7 +23,7 @@ from tests.access.reference import Grant, Relationship, Row, visible
 TYPES = ["Patient", "Observation", "Organization", "Practitioner", "Provenance", "Consent"]
 PATIENTS = [None, "p1", "p2", "p3"]
 ORGS = [None, "AAA01", "BBB02"]
-PRACTITIONERS = [None, "Practitioner/x", "Practitioner/y"]
+PRACTITIONERS = [None, "Practitioner/x", "Practitioner/y%z"]
 DAY = timedelta(days=1)
 
 rows = st.lists(
@@ -51,7 +51,7 @@ relationships = st.lists(
 grants = st.lists(
     st.builds(
         Grant,
-        holder=st.sampled_from(["AAA01|alice", "AAA01|bob"]),
+        holder=st.sampled_from(["AAA01|alice", "AAA01|o'b%r"]),
         patient_id=st.sampled_from(PATIENTS[1:]),
         expires_at=st.sampled_from([-1, 1]),
     ),
@@ -84,7 +84,7 @@ sights = st.builds(
             encounter_window_days=st.just(30),
         ),
     ),
-    break_glass_holder=st.sampled_from([None, "AAA01|alice"]),
+    break_glass_holder=st.sampled_from([None, "AAA01|alice", "AAA01|o'b%r"]),
     own_patient=st.sampled_from(PATIENTS),
     shared_types=st.frozensets(st.sampled_from(TYPES), max_size=3),
 )
