@@ -330,9 +330,37 @@ def glass_review(
     _console().print(f"[green]Reviewed[/] grant {grant}: {outcome}")
 
 
+# --- demo --------------------------------------------------------------------------------------
+
+
+def demo() -> None:
+    """Load a small demo register (three organisations, their clinicians, four patients with
+    type 2 diabetes, demo users and a backend client) and print how to try each role. Safe to
+    run again."""
+    from register.demo import _data, instructions, load_demo
+    from register.migrate import schema_status
+
+    settings = get_settings()
+    engine = _engine()
+    try:
+        status = schema_status(engine)
+        if not status.is_current:
+            raise _fail(f"Not loading the demo: {status.describe()}.")
+        base = default_base_url(settings)
+        report = load_demo(engine, settings, base)
+    finally:
+        engine.dispose()
+    _console().print(
+        f"[green]Demo ready:[/] {report.written} resource(s) written, {report.unchanged} "
+        f"already there; {report.users} demo users; backend client {report.client_id}."
+    )
+    print(instructions(report, base, _data("demo.json")["password"]))
+
+
 def install(app: typer.Typer) -> None:
     """Add the access commands to the ``careregister`` command."""
     app.command()(token)
+    app.command()(demo)
     app.add_typer(client_app, name="client")
     app.add_typer(keys_app, name="keys")
     app.add_typer(glass_app, name="break-glass")

@@ -217,6 +217,7 @@ def smart_configuration_document(request: Request) -> dict[str, Any]:
     methods = ["private_key_jwt"]
     if settings.auth_password_login:
         grants.append("password")
+        methods.append("none")  # the embedded login is a public client
     return {
         "issuer": endpoints.issuer_url,
         "jwks_uri": endpoints.jwks_url,
