@@ -126,6 +126,10 @@ class _TypeIn(ColumnElement[bool]):
         if not self.names or not all(_TYPE_NAME.match(name) for name in self.names):
             raise ValueError("resource type names only")
 
+    @property
+    def _from_objects(self) -> list[Any]:  # the tables it reads, for the enclosing FROM
+        return list(self.column._from_objects)
+
 
 @compiles(_TypeIn)
 def _compile_type_in(element: _TypeIn, compiler: Any, **kw: Any) -> str:
@@ -152,6 +156,10 @@ class _Condition(ColumnElement[bool]):
     def __init__(self, inner: ColumnElement[bool], key: str) -> None:
         self.inner = inner
         self.key = key
+
+    @property
+    def _from_objects(self) -> list[Any]:  # the tables it reads, for the enclosing FROM
+        return list(self.inner._from_objects)
 
 
 @compiles(_Condition)
