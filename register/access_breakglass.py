@@ -58,6 +58,23 @@ def patient_in_search(resource_type: str, params: list[tuple[str, str]]) -> str 
     return found.pop() if len(found) == 1 else None
 
 
+def grant_due(
+    conn: Connection,
+    principal: Principal,
+    claim: BreakGlassClaim,
+    patient_id: str,
+    *,
+    encounter_window_days: int,
+) -> bool:
+    """Whether the policy says a new grant is due for ``patient_id`` (facts read here)."""
+    party = CareParty(principal.organisation, principal.fhir_user, encounter_window_days)
+    related = has_relationship(conn, party, patient_id)
+    running = not related and has_active_grant(conn, claim.holder, patient_id)
+    return should_record_grant(
+        claim, patient_id, has_relationship=related, has_active_grant=running
+    )
+
+
 def ensure_grant(
     conn: Connection,
     principal: Principal,
@@ -68,11 +85,8 @@ def ensure_grant(
     request_id: str | None,
 ) -> int | None:
     """Record a grant for ``patient_id`` if the policy says one is due; its id, or None."""
-    party = CareParty(principal.organisation, principal.fhir_user, encounter_window_days)
-    related = has_relationship(conn, party, patient_id)
-    running = not related and has_active_grant(conn, claim.holder, patient_id)
-    if not should_record_grant(
-        claim, patient_id, has_relationship=related, has_active_grant=running
+    if not grant_due(
+        conn, principal, claim, patient_id, encounter_window_days=encounter_window_days
     ):
         return None
     now = datetime.now(UTC)

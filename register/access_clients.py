@@ -30,6 +30,7 @@ from auth.jwks import JwkSet, RemoteJwks
 from auth.principal import ODS_CODE, TOKEN_ROLES, Role, claims_for
 from auth.scopes import ScopeContext, parse_scopes
 from register.access_schema import client_table, jti_table, user_table
+from register.db import Database
 
 K = client_table
 J = jti_table
@@ -183,18 +184,19 @@ class DbClients:
 
 
 class DbJtiStore:
-    """``JtiStore`` over ``auth_jti``: one atomic insert per assertion."""
+    """``JtiStore`` over ``auth_jti``: one atomic insert per assertion, in its own short write
+    transaction (so nothing else, such as fetching a client's JWKS, runs under the write lock)."""
 
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def remember(self, client_id: str, jti: str, expires_at: float) -> bool:
         """Record the pair until ``expires_at``; False if it was recorded before."""
         now = datetime.now(UTC)
-        self._conn.execute(delete(J).where(J.c.expires_at < now))
         try:
-            with self._conn.begin_nested():
-                self._conn.execute(
+            with self._db.write() as conn:
+                conn.execute(delete(J).where(J.c.expires_at < now))
+                conn.execute(
                     insert(J).values(
                         client_id=client_id,
                         jti=jti,

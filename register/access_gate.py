@@ -29,7 +29,12 @@ from starlette.requests import Request
 from auth.errors import TokenError, TokenErrorReason
 from auth.policy import FhirInteraction, Refusal, break_glass_claim
 from fhir_adapters.operation_outcome import error
-from register.access_breakglass import ensure_grant, patient_in_search, patient_of_resource
+from register.access_breakglass import (
+    ensure_grant,
+    grant_due,
+    patient_in_search,
+    patient_of_resource,
+)
 from register.access_request import RequestAccess, refusal_error
 from register.api.deps import base_url
 from register.context import RequestContext
@@ -139,27 +144,32 @@ async def _grant_for_read(
     query = list(request.query_params.multi_items())
     request_id = getattr(request.state, "request_id", None)
 
+    window = access.config.encounter_window_days
+    compartment = params.get("compartment_id")
+
     def work() -> None:
-        with db.write() as conn:
-            if resource_type is None:
-                return
-            if params.get("compartment_id"):
-                patient = (
-                    params["compartment_id"] if params.get("resource_type") == "Patient" else None
-                )
+        if resource_type is None:
+            return
+        with db.read() as conn:  # most requests of a running override need no write
+            if compartment:
+                patient = compartment if params.get("resource_type") == "Patient" else None
             elif resource_id and not resource_id.startswith("$"):
                 patient = patient_of_resource(conn, resource_type, resource_id)
             else:
                 patient = patient_in_search(resource_type, query)
-            if patient is not None:
-                ensure_grant(
-                    conn,
-                    access.principal,
-                    claim,
-                    patient,
-                    encounter_window_days=access.config.encounter_window_days,
-                    request_id=request_id,
-                )
+            if patient is None or not grant_due(
+                conn, access.principal, claim, patient, encounter_window_days=window
+            ):
+                return
+        with db.write() as conn:
+            ensure_grant(
+                conn,
+                access.principal,
+                claim,
+                patient,
+                encounter_window_days=window,
+                request_id=request_id,
+            )
 
     await run_in_threadpool(work)
 

@@ -26,6 +26,7 @@ from auth.token_cache import VerifiedTokens
 from auth.tokens import TokenIssuer, TokenVerifier, TrustedIssuer
 from register.access_clients import DbClients, DbJtiStore
 from register.access_request import RequestAccess
+from register.db import Database
 from register.settings import Settings
 
 log = logging.getLogger("register.access")
@@ -151,12 +152,14 @@ class AccessService:
             self._memo[key] = found
         return found
 
-    def assertion_validator(self, conn: Any, endpoints: Endpoints) -> ClientAssertionValidator:
+    def assertion_validator(
+        self, conn: Any, db: Database, endpoints: Endpoints
+    ) -> ClientAssertionValidator:
         """A client-assertion validator for the token endpoint at ``endpoints.token_url``,
-        reading clients and recording jtis through ``conn``."""
+        reading clients through ``conn`` and recording used assertion ids in ``db``."""
         return ClientAssertionValidator(
             DbClients(conn, self.client_jwks),
-            DbJtiStore(conn),
+            DbJtiStore(db),
             token_endpoint=endpoints.token_url,
             allowed_algorithms=self.settings.auth_allowed_algorithms,
             clock_skew=self.settings.auth_clock_skew_seconds,

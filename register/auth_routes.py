@@ -126,8 +126,9 @@ def _client_credentials(request: Request, form: dict[str, str]) -> IssuedToken:
     if not assertion:
         raise OAuthError("invalid_request", "client_assertion is required.")
     requested = _requested_scopes(form)
-    with db_of(request).write() as conn:
-        validator = service.assertion_validator(conn, endpoints)
+    db = db_of(request)
+    with db.read() as conn:
+        validator = service.assertion_validator(conn, db, endpoints)
         try:
             verified = validator.validate(
                 assertion,
