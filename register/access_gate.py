@@ -69,12 +69,15 @@ def interaction_of(
     """The FHIR interaction and resource type a routed request performs."""
     resource_type = params.get("resource_type")
     resource_id = params.get("resource_id", "")
+    if route_interaction == "search-compartment":
+        # /Patient/{id}/{type}: a search of that type; /Patient/{id}/$name: an operation on it
+        if resource_type is not None and resource_type.startswith("$"):
+            return FhirInteraction.OPERATION, params.get("compartment")
+        return FhirInteraction.SEARCH, resource_type
     if resource_type is not None and resource_type.startswith("$"):
         return FhirInteraction.OPERATION, None  # /$name: a system-level operation
     if resource_id.startswith("$") or route_interaction == "operation":
         return FhirInteraction.OPERATION, resource_type
-    if route_interaction == "search-compartment":
-        return FhirInteraction.SEARCH, params.get("compartment_type", resource_type)
     return _ROUTE_INTERACTIONS[route_interaction], resource_type
 
 
@@ -152,7 +155,7 @@ async def _grant_for_read(
             return
         with db.read() as conn:  # most requests of a running override need no write
             if compartment:
-                patient = compartment if params.get("resource_type") == "Patient" else None
+                patient = compartment if params.get("compartment") == "Patient" else None
             elif resource_id and not resource_id.startswith("$"):
                 patient = patient_of_resource(conn, resource_type, resource_id)
             else:
