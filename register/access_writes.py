@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from auth.policy import FhirInteraction, WriteFacts, may_write, needs_token_values, sight
 from auth.principal import Principal
@@ -104,6 +104,10 @@ def check_delete(
     _decide(conn, ctx, access, facts)
 
 
+_REGISTERED_BY = select(R.c.author_org).where(
+    R.c.resource_type == "Patient", R.c.resource_id == bindparam("pid"), R.c.deleted.is_(False)
+)
+
 DEFERRED_CHECKS = "deferred_write_checks"
 """``RequestContext.extras`` key of the list a transaction collects relationship checks in."""
 
@@ -154,13 +158,7 @@ def _decide(
 def _registered_by(conn: Connection, patient_id: str, principal: Principal) -> bool:
     if principal.organisation is None:
         return False
-    recorded_by = conn.execute(
-        select(R.c.author_org).where(
-            R.c.resource_type == "Patient",
-            R.c.resource_id == patient_id,
-            R.c.deleted.is_(False),
-        )
-    ).scalar()
+    recorded_by = conn.execute(_REGISTERED_BY, {"pid": patient_id}).scalar()
     return recorded_by is not None and recorded_by == principal.organisation
 
 

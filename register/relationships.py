@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from register.access_schema import identifier_table, relationship_table
 from register.context import RequestContext
@@ -53,6 +53,42 @@ _ENCOUNTER_OPEN = frozenset({"arrived", "triaged", "in-progress", "onleave"})
 IDS = identifier_table
 C = relationship_table
 
+# Built once: on the write path, building a statement costs more than running it.
+_DELETE_RELATIONSHIPS = delete(C).where(
+    C.c.source_type == bindparam("source_type"), C.c.source_id == bindparam("source_id")
+)
+_INSERT_RELATIONSHIP = insert(C)
+_DELETE_IDENTIFIERS = delete(IDS).where(
+    IDS.c.resource_type == bindparam("rtype"), IDS.c.resource_id == bindparam("rid")
+)
+_INSERT_IDENTIFIER = insert(IDS)
+_FILL_ORG_CODES = update(C).where(C.c.org_ref == bindparam("ref")).values(org_ods=bindparam("ods"))
+_ODS_OF = (
+    select(IDS.c.value)
+    .where(
+        IDS.c.resource_type == "Organization",
+        IDS.c.resource_id == bindparam("rid"),
+        IDS.c.system == ODS_SYSTEM,
+    )
+    .order_by(IDS.c.value)
+    .limit(1)
+)
+_ORG_WITH_CODE = (
+    select(IDS.c.resource_id)
+    .where(
+        IDS.c.resource_type == "Organization",
+        IDS.c.system == ODS_SYSTEM,
+        IDS.c.value == bindparam("code"),
+    )
+    .order_by(IDS.c.resource_id)
+    .limit(1)
+)
+_PATIENTS_WITH_NHS = select(IDS.c.resource_id).where(
+    IDS.c.resource_type == "Patient",
+    IDS.c.system == NHS_NUMBER_SYSTEM,
+    IDS.c.value == bindparam("nhs"),
+)
+
 
 def after_write(
     conn: Connection,
@@ -65,33 +101,41 @@ def after_write(
     """Bring identifiers and care relationships in step with the version just written."""
     resource_type = version.resource_type
     if resource_type in TRACKED_IDENTIFIERS:
-        _sync_identifiers(conn, resource_type, version.resource_id, resource)
+        _sync_identifiers(
+            conn, resource_type, version.resource_id, resource, fresh=previous is None
+        )
         if resource_type == "Organization":
             _fill_org_codes(conn, version.resource_id, resource)
     if resource_type in RELATIONSHIP_TYPES:
-        conn.execute(
-            delete(C).where(C.c.source_type == resource_type, C.c.source_id == version.resource_id)
-        )
+        if previous is not None:
+            conn.execute(
+                _DELETE_RELATIONSHIPS,
+                {"source_type": resource_type, "source_id": version.resource_id},
+            )
         if resource is not None:
             rows = list(_relationship_rows(conn, ctx, resource, version.last_updated))
             if rows:
-                conn.execute(insert(C), rows)
+                conn.execute(_INSERT_RELATIONSHIP, rows)
 
 
 # --- identifiers -------------------------------------------------------------------------------
 
 
 def _sync_identifiers(
-    conn: Connection, resource_type: str, resource_id: str, resource: dict[str, Any] | None
+    conn: Connection,
+    resource_type: str,
+    resource_id: str,
+    resource: dict[str, Any] | None,
+    *,
+    fresh: bool,
 ) -> None:
     system = TRACKED_IDENTIFIERS[resource_type]
-    conn.execute(
-        delete(IDS).where(IDS.c.resource_type == resource_type, IDS.c.resource_id == resource_id)
-    )
+    if not fresh:
+        conn.execute(_DELETE_IDENTIFIERS, {"rtype": resource_type, "rid": resource_id})
     values = sorted(set(identifier_values(resource, system))) if resource is not None else []
     if values:
         conn.execute(
-            insert(IDS),
+            _INSERT_IDENTIFIER,
             [
                 {
                     "resource_type": resource_type,
@@ -120,53 +164,23 @@ def identifier_values(resource: dict[str, Any], system: str) -> Iterator[str]:
 def _fill_org_codes(conn: Connection, org_id: str, resource: dict[str, Any] | None) -> None:
     codes = sorted(set(identifier_values(resource, ODS_SYSTEM))) if resource is not None else []
     conn.execute(
-        update(C)
-        .where(C.c.org_ref == f"Organization/{org_id}")
-        .values(org_ods=codes[0] if codes else None)
+        _FILL_ORG_CODES, {"ref": f"Organization/{org_id}", "ods": codes[0] if codes else None}
     )
 
 
 def ods_code_of(conn: Connection, org_id: str) -> str | None:
     """The ODS code of ``Organization/{org_id}``, if it has one."""
-    return conn.execute(
-        select(IDS.c.value)
-        .where(
-            IDS.c.resource_type == "Organization",
-            IDS.c.resource_id == org_id,
-            IDS.c.system == ODS_SYSTEM,
-        )
-        .order_by(IDS.c.value)
-        .limit(1)
-    ).scalar()
+    return conn.execute(_ODS_OF, {"rid": org_id}).scalar()
 
 
 def organisation_with_code(conn: Connection, ods_code: str) -> str | None:
     """The id of the Organization carrying ``ods_code``, if one is on the register."""
-    return conn.execute(
-        select(IDS.c.resource_id)
-        .where(
-            IDS.c.resource_type == "Organization",
-            IDS.c.system == ODS_SYSTEM,
-            IDS.c.value == ods_code,
-        )
-        .order_by(IDS.c.resource_id)
-        .limit(1)
-    ).scalar()
+    return conn.execute(_ORG_WITH_CODE, {"code": ods_code}).scalar()
 
 
 def patients_with_nhs_number(conn: Connection, nhs_number: str) -> list[str]:
     """Ids of the Patients carrying ``nhs_number`` (normally one)."""
-    return list(
-        conn.execute(
-            select(IDS.c.resource_id).where(
-                and_(
-                    IDS.c.resource_type == "Patient",
-                    IDS.c.system == NHS_NUMBER_SYSTEM,
-                    IDS.c.value == nhs_number,
-                )
-            )
-        ).scalars()
-    )
+    return list(conn.execute(_PATIENTS_WITH_NHS, {"nhs": nhs_number}).scalars())
 
 
 # --- references --------------------------------------------------------------------------------
