@@ -173,6 +173,10 @@ def main() -> None:
     random.seed(7)
     kinds = ["sqlite"] + (["postgresql"] if args.postgres else [])
     rows = [row for kind in kinds for row in measure(kind, args)]
+    failed = [r for r in rows if r["errors"]]
+    if failed:  # a refused request is fast: a ratio over errors means nothing
+        summary = [(r["what"], r["db"], r["errors"]) for r in failed]
+        raise SystemExit(f"non-2xx answers (what, database, count): {summary}")
     print(
         "| what | database | workers | data | ours req/s | p50 ms | p99 ms | bare req/s | ratio |"
     )

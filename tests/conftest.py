@@ -169,16 +169,18 @@ def issue_token(  # type: ignore[no-untyped-def]
     client_id: str | None = None,
     purpose: str | None = None,
     reason: str | None = None,
+    base_url: str = TEST_BASE,
 ) -> str:
     """A token the test app accepts, signed by its embedded issuer, for ``role``.
 
     Clinicians default to ``Practitioner/test-practitioner``; patients need ``fhir_user``.
+    ``base_url`` is the FHIR base the token is for (its audience): the test client's by default.
     """
     if role == "clinician" and fhir_user is None:
         fhir_user = "Practitioner/test-practitioner"
     if role == "patient":
         org = None
-    endpoints = app.state.access.endpoints(TEST_BASE)
+    endpoints = app.state.access.endpoints(base_url)
     return str(
         endpoints.issuer.issue(
             role=role,
