@@ -54,6 +54,11 @@ from auth.scopes import Constraint
 from register.access_schema import break_glass_table, relationship_table
 from register.db_types import UTCDateTime
 
+try:  # the token index arrives with the search issue; until then constraints match nothing
+    from register.search_schema import token_table as T
+except ImportError:  # pragma: no cover - only before search is merged
+    T = None
+
 C = relationship_table
 G = break_glass_table
 _ONE = literal_column("1")
@@ -309,14 +314,38 @@ def scope_condition(
 def filters_condition(
     filters: tuple[tuple[Constraint, ...], ...], resource: Table
 ) -> ColumnElement[bool]:
-    """Rows matching at least one group of scope query constraints.
+    """Rows matching at least one group of scope query constraints (all of a group's).
 
-    Constraints are evaluated over the search index, which arrives with the search issue; until
-    then a constrained scope grants nothing (it fails closed rather than guessing).
+    A constraint is a token test on the search index (``search_token``), with the meaning
+    :meth:`auth.scopes.Constraint.matches` gives it: ``code``, ``system|code``, ``|code`` (no
+    system), ``system|``; a comma separates alternatives. Constraints this register cannot
+    evaluate (modifiers, chains) match nothing: access they would grant is refused, not guessed.
     """
     if not filters:
         return true()
-    return false()
+    return or_(*(and_(*(_constraint(c, resource) for c in group)) for group in filters))
+
+
+def _constraint(constraint: Constraint, resource: Table) -> ColumnElement[bool]:
+    if not constraint.supported or T is None:
+        return false()
+    alternatives: list[ColumnElement[bool]] = []
+    for system, code in constraint.tokens():
+        parts: list[ColumnElement[bool]] = []
+        if code is not None:
+            parts.append(T.c.code == _Const(code))
+        if system == "":
+            parts.append(T.c.system.is_(None))
+        elif system is not None:
+            parts.append(T.c.system == _Const(system))
+        alternatives.append(and_(*parts) if parts else true())
+    return exists(
+        select(_ONE).where(
+            T.c.resource_pk == resource.c.pk,
+            T.c.param == _Const(constraint.name),
+            or_(*alternatives),
+        )
+    )
 
 
 def patient_reachable(conn: Connection, sight: Sight, patient_id: str) -> bool:

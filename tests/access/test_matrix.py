@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.access.conftest import SEARCH_INDEX
 from tests.access.world import OPEN_STATES, STATES, World
 
 Outcome = str
@@ -92,6 +93,50 @@ INTERACTIONS: dict[str, Callable[[Any, dict[str, str]], Outcome]] = {
     ),
     "read-patient": lambda http, h: _read_like(http.get("/fhir/Patient/p", headers=h)),
 }
+
+
+SEARCH_INTERACTIONS: dict[str, Callable[[Any, dict[str, str]], Outcome]] = {
+    "search-by-patient": lambda http, h: _bundle_has(
+        http.get("/fhir/Observation", params={"patient": "p"}, headers=h), TARGET
+    ),
+    "compartment-search": lambda http, h: _bundle_has(
+        http.get("/fhir/Patient/p/Observation", headers=h), TARGET
+    ),
+    "include": lambda http, h: _bundle_has(
+        http.get(
+            "/fhir/Observation",
+            params={"_id": "obs-p", "_include": "Observation:patient"},
+            headers=h,
+        ),
+        "Patient/p",
+    ),
+    "revinclude": lambda http, h: _bundle_has(
+        http.get(
+            "/fhir/Patient",
+            params={"_id": "p", "_revinclude": "Observation:patient"},
+            headers=h,
+        ),
+        TARGET,
+    ),
+    "chained": lambda http, h: _bundle_has(
+        http.get("/fhir/Observation", params={"patient.family": "SecretPfamily"}, headers=h),
+        TARGET,
+    ),
+    "everything": lambda http, h: _everything_has(
+        http.get("/fhir/Patient/p/$everything", headers=h), TARGET
+    ),
+}
+"""Interactions that need the search index (search by reference, compartments, includes, chains,
+``$everything``): part of the matrix once search is on the register."""
+
+if SEARCH_INDEX:
+    INTERACTIONS.update(SEARCH_INTERACTIONS)
+
+
+def _everything_has(response: Any, reference: str) -> Outcome:
+    if response.status_code in (403, 404):
+        return _read_like(response)
+    return _bundle_has(response, reference)
 
 
 def _batch_entry_search(response: Any) -> Outcome:
