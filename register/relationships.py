@@ -45,6 +45,9 @@ from register.storage import Current, Version
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 TRACKED_IDENTIFIERS = {"Organization": ODS_SYSTEM, "Patient": NHS_NUMBER_SYSTEM}
+ROLE_PRACTITIONER = "urn:careregister:practitioner-of-role"
+"""``access_identifier`` system under which a PractitionerRole records its ``Practitioner/x``, so
+a clinician signed in as either is matched to care teams naming the other."""
 RELATIONSHIP_TYPES = frozenset({"Encounter", "EpisodeOfCare", "CareTeam"})
 PRACTITIONER_TYPES = ("Practitioner", "PractitionerRole")
 
@@ -100,6 +103,8 @@ def after_write(
 ) -> None:
     """Bring identifiers and care relationships in step with the version just written."""
     resource_type = version.resource_type
+    if resource_type == "PractitionerRole":
+        _sync_role(conn, ctx, version.resource_id, resource, fresh=previous is None)
     if resource_type in TRACKED_IDENTIFIERS:
         _sync_identifiers(
             conn, resource_type, version.resource_id, resource, fresh=previous is None
@@ -144,6 +149,31 @@ def _sync_identifiers(
                     "value": value,
                 }
                 for value in values
+            ],
+        )
+
+
+def _sync_role(
+    conn: Connection,
+    ctx: RequestContext,
+    role_id: str,
+    resource: dict[str, Any] | None,
+    *,
+    fresh: bool,
+) -> None:
+    if not fresh:
+        conn.execute(_DELETE_IDENTIFIERS, {"rtype": "PractitionerRole", "rid": role_id})
+    practitioner = local_reference(resource.get("practitioner"), ctx.base_url) if resource else None
+    if practitioner is not None and practitioner.startswith("Practitioner/"):
+        conn.execute(
+            _INSERT_IDENTIFIER,
+            [
+                {
+                    "resource_type": "PractitionerRole",
+                    "resource_id": role_id,
+                    "system": ROLE_PRACTITIONER,
+                    "value": practitioner,
+                }
             ],
         )
 

@@ -51,7 +51,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from auth.policy import CareParty, ScopeGrant, Sight
 from auth.scopes import Constraint
-from register.access_schema import break_glass_table, relationship_table
+from register.access_schema import break_glass_table, identifier_table, relationship_table
 from register.db_types import UTCDateTime
 
 try:  # the token index arrives with the search issue; until then constraints match nothing
@@ -61,6 +61,8 @@ except ImportError:  # pragma: no cover - only before search is merged
 
 C = relationship_table
 G = break_glass_table
+ROLES = identifier_table
+ROLE_PRACTITIONER = "urn:careregister:practitioner-of-role"  # as register.relationships
 _ONE = literal_column("1")
 
 
@@ -256,6 +258,7 @@ def care_condition(party: CareParty, patient: ColumnElement[Any]) -> ColumnEleme
         who.append(C.c.org_ods == _Const(party.organisation))
     if party.practitioner is not None:
         who.append(C.c.practitioner_ref == _Const(party.practitioner))
+        who.append(_same_person(party.practitioner))
     if not who:
         return false()
     now = _Now()
@@ -270,6 +273,26 @@ def care_condition(party: CareParty, patient: ColumnElement[Any]) -> ColumnEleme
                 C.c.ends_at > now,
                 and_(C.c.kind == _Const("encounter"), C.c.ends_at > cutoff),
             ),
+        )
+    )
+
+
+def _same_person(practitioner: str) -> ColumnElement[bool]:
+    """Relationships naming the same person by their other reference: the Practitioner of a
+    PractitionerRole, or the PractitionerRoles of a Practitioner (``access_identifier``)."""
+    kind, _, rid = practitioner.partition("/")
+    if kind == "PractitionerRole":
+        return C.c.practitioner_ref.in_(
+            select(ROLES.c.value).where(
+                ROLES.c.resource_type == _Const("PractitionerRole"),
+                ROLES.c.resource_id == _Const(rid),
+                ROLES.c.system == _Const(ROLE_PRACTITIONER),
+            )
+        )
+    return C.c.practitioner_ref.in_(
+        select(_Const("PractitionerRole/") + ROLES.c.resource_id).where(
+            ROLES.c.system == _Const(ROLE_PRACTITIONER),
+            ROLES.c.value == _Const(practitioner),
         )
     )
 

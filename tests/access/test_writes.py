@@ -305,3 +305,47 @@ def test_provenance_is_valid_fhir(world):
 
     for provenance in _provenance_of_all(world, "gp_system"):
         validate_resource(provenance, expected_type="Provenance")
+
+
+@pytest.mark.parametrize(
+    ("member", "signed_in_as"),
+    [
+        ("Practitioner/o1", "PractitionerRole/role-o1"),  # team names the person, token the role
+        ("PractitionerRole/role-o1", "Practitioner/o1"),  # and the other way round
+    ],
+)
+def test_a_clinician_is_the_same_person_as_practitioner_or_role(world, member, signed_in_as):
+    world.put(
+        "gp_system",
+        {
+            "resourceType": "PractitionerRole",
+            "id": "role-o1",
+            "practitioner": {"reference": "Practitioner/o1"},
+            "organization": {"reference": "Organization/other"},
+        },
+    )
+    token = world.token_for("clinician", org="OTH04", fhir_user=signed_in_as, subject="dr-o1")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert world.http.get("/fhir/Patient/p", headers=headers).status_code == 404
+    world.put(
+        "gp_system",
+        {
+            "resourceType": "CareTeam",
+            "id": "team-p",
+            "status": "active",
+            "subject": {"reference": "Patient/p"},
+            "participant": [{"member": {"reference": member}}],
+        },
+    )
+    assert world.http.get("/fhir/Patient/p", headers=headers).status_code == 200
+    # a role of somebody else opens nothing
+    world.put(
+        "gp_system",
+        {
+            "resourceType": "PractitionerRole",
+            "id": "role-o1",
+            "practitioner": {"reference": "Practitioner/o9"},
+            "organization": {"reference": "Organization/other"},
+        },
+    )
+    assert world.http.get("/fhir/Patient/p", headers=headers).status_code == 404
