@@ -12,4 +12,7 @@ Module map:
 - ``auth.client_assertion``: SMART Backend Services ``private_key_jwt`` client authentication.
 - ``auth.scopes``: SMART v1/v2 scope parsing, checks, query constraints, narrowing.
 - ``auth.principal``: who is asking (``Principal``, ``Role``, ``OPERATOR``).
+- ``auth.token_cache``: verified tokens remembered until they expire.
+- ``auth.policy``: the policy decision point (may the request start, what may be seen, may this
+  write happen, break-glass), pure functions over plain data.
 """

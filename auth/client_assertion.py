@@ -208,3 +208,61 @@ class ClientAssertionValidator:
         if nbf is not None and nbf > now + self._skew:
             raise TokenError(TokenErrorReason.NOT_YET_VALID)
         return required_string(claims, "jti"), exp
+
+
+# -- the client side (CLI, demo, tests) ---------------------------------------------------------
+
+
+def algorithm_for_key(private_pem: bytes) -> str:
+    """The assertion algorithm for a private key: ES256/ES384 by curve, RS384 for RSA."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RS384"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        by_curve = {"secp256r1": "ES256", "secp384r1": "ES384"}
+        if key.curve.name in by_curve:
+            return by_curve[key.curve.name]
+    raise ValueError("the key must be RSA, or EC on P-256 or P-384")
+
+
+def client_jwks(private_pem: bytes) -> dict[str, list[dict[str, str]]]:
+    """The public JWK set a client registers for its private key (kid = RFC 7638 thumbprint)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from auth.keys import jwk_thumbprint, public_jwk
+
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    public = public_jwk(key.public_key())  # type: ignore[arg-type]
+    alg = algorithm_for_key(private_pem)
+    return {"keys": [{**public, "kid": jwk_thumbprint(public), "alg": alg, "use": "sig"}]}
+
+
+def sign_client_assertion(
+    *,
+    client_id: str,
+    token_endpoint: str,
+    private_pem: bytes,
+    lifetime: int = MAX_ASSERTION_LIFETIME,
+    clock: Clock = system_clock,
+) -> str:
+    """A ``private_key_jwt`` client assertion (SMART Backend Services) signed with
+    ``private_pem``: ``iss`` = ``sub`` = the client id, ``aud`` the token endpoint, a fresh
+    ``jti``, ``exp`` at most five minutes ahead."""
+    import secrets
+
+    if not 0 < lifetime <= MAX_ASSERTION_LIFETIME:
+        raise ValueError("an assertion lives at most five minutes")
+    jwk = client_jwks(private_pem)["keys"][0]
+    now = int(clock())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_endpoint,
+        "jti": secrets.token_urlsafe(24),
+        "iat": now,
+        "exp": now + lifetime,
+    }
+    return jws.sign(claims, private_pem, alg=jwk["alg"], kid=jwk["kid"], typ="JWT")

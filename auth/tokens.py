@@ -7,7 +7,8 @@ Verification order (each step refuses with a typed ``TokenError``; none echoes t
    the configuration) -- before any key is looked up;
 3. ``typ`` (when present) is ``at+jwt`` or ``JWT``; ``kid`` present;
 4. the *unverified* ``iss`` chooses which trusted issuer's keys to use (never the token's own
-   ``jwk``/``jku`` headers); the key with that ``kid`` must exist and fit the algorithm;
+   ``jwk``/``jku`` headers), and an unverified ``exp`` already past refuses the token without
+   any signature work; the key with that ``kid`` must exist and fit the algorithm;
 5. signature;
 6. claims, on the verified payload: ``iss`` equal to the chosen issuer, ``aud`` containing our
    audience, ``exp``/``nbf``/``iat`` against the clock with a small skew, ``sub`` and ``jti``
@@ -167,6 +168,11 @@ class TokenVerifier:
         self._max_lifetime = max_lifetime
         self._clock = clock
 
+    @property
+    def clock_skew(self) -> int:
+        """Seconds of leeway allowed on ``exp``, ``nbf`` and ``iat``."""
+        return self._skew
+
     def verify(self, token: str) -> dict[str, Any]:
         """The verified claims of ``token``, or ``TokenError`` saying why it is refused."""
         header = jws.read_header(token)
@@ -178,10 +184,20 @@ class TokenVerifier:
         if not isinstance(kid, str) or not kid:
             raise TokenError(TokenErrorReason.MISSING_KID)
 
-        claimed_issuer = jws.read_claims_unverified(token).get("iss")
+        unverified = jws.read_claims_unverified(token)
+        claimed_issuer = unverified.get("iss")
         trusted = self._issuers.get(claimed_issuer) if isinstance(claimed_issuer, str) else None
         if trusted is None:
             raise TokenError(TokenErrorReason.WRONG_ISSUER)
+        # A token that says it has expired is refused before any signature work: replaying old
+        # tokens must not cost the register a verification each (it is refused either way).
+        claimed_exp = unverified.get("exp")
+        if (
+            isinstance(claimed_exp, int | float)
+            and not isinstance(claimed_exp, bool)
+            and self._clock() >= claimed_exp + self._skew
+        ):
+            raise TokenError(TokenErrorReason.EXPIRED)
         key = trusted.keys.key_for(kid)
         if key is None:
             raise TokenError(TokenErrorReason.UNKNOWN_KID)

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.routing import Route as StarletteRoute
 
+from register import auth_routes
+from register.access_service import AccessService
 from register.api import everything_route  # noqa: F401  (registers $everything)
 from register.api.errors import install_error_handlers
 from register.api.fhir_routes import build_dispatcher
@@ -27,10 +29,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
 
     db = Database(engine)
+    access = AccessService(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        access.start()  # the signing key is generated on first start
         yield
+        access.close()
         db.dispose()
 
     app = FastAPI(
@@ -44,11 +49,22 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.db = db
+    app.state.access = access
     install_error_handlers(app)
     app.include_router(ops_router)
+    app.include_router(auth_routes.router)  # /auth/token, /auth/jwks
     dispatcher = build_dispatcher()
     # One route catches everything under /fhir (with or without a trailing slash) and hands it
-    # to the FHIR dispatcher; Starlette's exception handlers still apply.
-    app.router.routes.append(StarletteRoute("/fhir{rest:path}", endpoint=dispatcher))
+    # to the FHIR dispatcher; Starlette's exception handlers still apply. It goes first, so a
+    # FHIR request does not walk the other routers; only SMART discovery (public, under /fhir)
+    # comes before it.
+    app.router.routes[0:0] = [
+        StarletteRoute(
+            "/fhir/.well-known/smart-configuration",
+            endpoint=auth_routes.smart_configuration,
+            methods=["GET"],
+        ),
+        StarletteRoute("/fhir{rest:path}", endpoint=dispatcher),
+    ]
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from register import access_cli
 from register.settings import get_settings
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+access_cli.install(app)  # token, client, keys, break-glass
 
 
 def _console() -> Console:
@@ -143,8 +145,17 @@ def serve(
 def load(
     paths: Annotated[list[Path], typer.Argument(help="Bundle/NDJSON files or folders.")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    org: Annotated[
+        str | None,
+        typer.Option(help="ODS code of the organisation the data comes from (its recorder)."),
+    ] = None,
 ) -> None:
-    """Load transaction/batch/collection Bundles and NDJSON files, then report what happened."""
+    """Load transaction/batch/collection Bundles and NDJSON files, then report what happened.
+
+    The loading operator is recorded as the author of every resource (Provenance), on behalf of
+    ``--org`` when given; that organisation then sees what was loaded as its own records.
+    """
+    from auth.principal import ODS_CODE, OPERATOR
     from fhir_adapters.import_formats import count_items, discover
     from register.context import RequestContext
     from register.loader import load_sources, summary_rows
@@ -161,8 +172,14 @@ def load(
         raise typer.Exit(code=2)
     sources = discover(paths)
     total = sum(count_items(s) for s in sources)
+    if org is not None and not ODS_CODE.match(org):
+        _console().print("[red]--org must be an ODS code (3-10 capitals and digits).[/]")
+        raise typer.Exit(code=2)
     ctx = RequestContext(
-        request_id="cli-load", base_url=settings.base_url or "http://localhost/fhir"
+        request_id="cli-load",
+        base_url=settings.base_url or "http://localhost/fhir",
+        author_org=org,
+        principal=OPERATOR,
     )
     with Progress(
         TextColumn("[bold]Loading"),

@@ -128,6 +128,15 @@ class Settings(BaseSettings):
         description="Days after an encounter ends that it still counts as a care relationship.",
     )
 
+    auth_password_login: bool = Field(
+        default=True,
+        description=(
+            "Whether `/auth/token` accepts `grant_type=password` for users on the register "
+            "(the embedded login the demo's people use). Switch off when people sign in "
+            "through an external identity provider."
+        ),
+    )
+
     @field_validator("auth_allowed_algorithms")
     @classmethod
     def _only_asymmetric_algorithms(cls, value: list[str]) -> list[str]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Select, Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -100,12 +100,29 @@ _READ = select(R.c.pk, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.conten
 )
 
 
+# Point-read statements by visibility condition: the policy's conditions are built once per
+# token (register/visibility.py), and reusing the statement spares SQLAlchemy re-deriving its
+# cache key on every read (measured: a third of the cost of an authorised read by id).
+_READS_WHERE: dict[int, tuple[ColumnElement[bool], Select[Any]]] = {}
+
+
+def _read_where(clause: ColumnElement[bool]) -> Select[Any]:
+    found = _READS_WHERE.get(id(clause))
+    if found is not None and found[0] is clause:
+        return found[1]
+    query = _READ.where(clause)
+    if len(_READS_WHERE) >= 4096:
+        _READS_WHERE.clear()
+    _READS_WHERE[id(clause)] = (clause, query)
+    return query
+
+
 def read(
     conn: Connection, visibility: Visibility, resource_type: str, resource_id: str
 ) -> Version | None:
     """The current version of a resource (possibly a deletion), if it exists and is visible."""
     clause = visibility.resource_clause(R)
-    query = _READ if clause is None else _READ.where(clause)
+    query = _READ if clause is None else _read_where(clause)
     row = conn.execute(query, {"rtype": resource_type, "rid": resource_id}).first()
     if row is None:
         return None

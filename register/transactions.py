@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 
 from fhir_adapters.bundles import bundle_bytes, entry_bytes
 from fhir_adapters.operation_outcome import Issue, error, outcome_bytes
-from register import interactions
+from register import access_gate, access_writes, interactions
 from register.context import RequestContext
 from register.errors import FhirError, bad_request, precondition_failed
 from register.storage import Version
@@ -63,6 +63,8 @@ class _Entry:
     target_id: str | None = None
     query: str | None = None
     existing: Version | None = None
+    # the context the entry runs in, once admitted (a GET sees what its own read may see)
+    ctx: RequestContext | None = None
 
 
 @dataclass
@@ -185,6 +187,13 @@ def run_transaction(
     """Process a transaction Bundle; raises FhirError (nothing written) if any entry fails."""
     entries = parse_entries(bundle, ctx.base_url)
     _check_unique_full_urls(entries)
+    for entry in entries:
+        entry.ctx = _guard(entry, lambda e=entry: access_gate.admit_entry(ctx, e.method, e.url))
+    # Writes refused only for want of a care relationship are decided once every entry is
+    # written: the transaction is one change, judged by the state it leaves.
+    deferred: list[Callable[[], None]] = []
+    owners: list[_Entry] = []
+    ctx = replace(ctx, extras={**ctx.extras, access_writes.DEFERRED_CHECKS: deferred})
     results: dict[int, EntryResult] = {}
     ordered = sorted(entries, key=lambda e: (METHOD_ORDER[e.method], e.index))
     references: dict[str, str] = {}
@@ -206,10 +215,16 @@ def run_transaction(
 
     for entry in ordered:
         if entry.method in ("POST", "PUT", "PATCH"):
+            before = len(deferred)
             results[entry.index] = _guard(entry, lambda e=entry: _write(conn, ctx, e))
+            owners.extend([entry] * (len(deferred) - before))
+    for entry, check in zip(owners, deferred, strict=True):
+        _guard(entry, check)
     for entry in ordered:
         if entry.method in ("GET", "HEAD"):
-            results[entry.index] = _guard(entry, lambda e=entry: _get(conn, ctx, e, get_handler))
+            results[entry.index] = _guard(
+                entry, lambda e=entry: _get(conn, e.ctx or ctx, e, get_handler)
+            )
     return [results[i] for i in range(len(entries))]
 
 
@@ -410,7 +425,8 @@ def run_batch(
             with conn.begin_nested():
                 (entry,) = parse_entries({"entry": [raw]}, ctx.base_url)
                 entry.index = index
-                results.append(_batch_entry(conn, ctx, entry, get_handler))
+                entry_ctx = access_gate.admit_entry(ctx, entry.method, entry.url)
+                results.append(_batch_entry(conn, entry_ctx, entry, get_handler))
         except FhirError as exc:
             failed = _fail(index, exc)
             results.append(EntryResult(failed.status, issues=failed.issues))

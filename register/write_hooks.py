@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from fhir_adapters.operation_outcome import Issue
-from register import sensitivity
+from register import access_writes, provenance, relationships, sensitivity
 from register.context import RequestContext
 from register.duplicates import detect as duplicates
 from register.storage import Current, Version
@@ -30,6 +30,7 @@ def before_write(
     method: str,
 ) -> dict[str, Any]:
     """The resource to store (possibly amended); raise FhirError to refuse the write."""
+    resource = access_writes.before_write(conn, ctx, resource, current=current, method=method)
     resource = sensitivity.label_sensitive(resource)
     return resource
 
@@ -44,5 +45,9 @@ def after_write(
 ) -> list[Issue]:
     """Related records written in the same transaction; warnings for the client."""
     warnings: list[Issue] = []
+    if resource is None:
+        access_writes.check_delete(conn, ctx, version, previous=previous)
+    relationships.after_write(conn, ctx, version, resource, previous=previous)
+    provenance.after_write(conn, ctx, version, resource, previous=previous)
     warnings += duplicates.check_write(conn, ctx, version, resource, previous=previous)
     return warnings

@@ -149,9 +149,79 @@ def app(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
     return create_app(settings, engine=engine)
 
 
+TEST_ORG = "TESTORG"
+"""ODS code of the organisation the default test client acts for."""
+TEST_BASE = "http://testserver/fhir"
+
+_DEFAULT_SCOPES = {
+    "system": "system/*.cruds",
+    "clinician": "user/*.cruds",
+    "patient": "patient/*.cruds",
+    "reviewer": "user/*.rs",
+    "admin": "user/*.rs",
+    "privacy_officer": "user/*.rs",
+}
+
+
+def issue_token(  # type: ignore[no-untyped-def]
+    app,
+    role: str = "system",
+    *,
+    org: str | None = TEST_ORG,
+    fhir_user: str | None = None,
+    scope: str | None = None,
+    subject: str | None = None,
+    client_id: str | None = None,
+    purpose: str | None = None,
+    reason: str | None = None,
+    base_url: str = TEST_BASE,
+) -> str:
+    """A token the test app accepts, signed by its embedded issuer, for ``role``.
+
+    Clinicians default to ``Practitioner/test-practitioner``; patients need ``fhir_user``.
+    ``base_url`` is the FHIR base the token is for (its audience): the test client's by default.
+    """
+    if role == "clinician" and fhir_user is None:
+        fhir_user = "Practitioner/test-practitioner"
+    if role == "patient":
+        org = None
+    endpoints = app.state.access.endpoints(base_url)
+    return str(
+        endpoints.issuer.issue(
+            role=role,
+            subject=subject or f"test-{role}",
+            client_id=client_id or f"test-{role}-client",
+            scope=scope or _DEFAULT_SCOPES[role],
+            fhir_user=fhir_user,
+            organisation=org,
+            purpose_of_use=purpose,
+            break_glass_reason=reason,
+        ).access_token
+    )
+
+
+@pytest.fixture
+def token_for(app):  # type: ignore[no-untyped-def]
+    """``token_for(role, org=..., fhir_user=..., scope=...)``: a bearer token for the test app."""
+
+    def make(role: str = "system", **options):  # type: ignore[no-untyped-def]
+        return issue_token(app, role, **options)
+
+    return make
+
+
 @pytest.fixture
 def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
-    """An HTTP client talking to the real app."""
+    """An HTTP client talking to the real app, as a system client of the test organisation
+    (``system/*.cruds``): everything it writes is its own organisation's, so it reads it back."""
+    headers = {"Authorization": f"Bearer {issue_token(app)}"}
+    with TestClient(app, base_url="http://testserver", headers=headers) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def bare_client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    """An HTTP client that sends no token (for 401s, public endpoints and explicit headers)."""
     with TestClient(app, base_url="http://testserver") as test_client:
         yield test_client
 

@@ -87,7 +87,13 @@ def test_load_reports_loaded_and_rejected(cli_env, engine, tmp_path):
     assert "Observation.status" in result.output
     assert ":3" in result.output  # the NDJSON line number of the bad line
     with read_transaction(engine) as conn:
-        ids = sorted(conn.execute(select(storage.R.c.resource_id)).scalars())
+        ids = sorted(
+            conn.execute(
+                select(storage.R.c.resource_id).where(storage.R.c.resource_type != "Provenance")
+            ).scalars()
+        )
+        # The loading operator is recorded as the author of each loaded resource.
+        assert storage.count_current(conn, "Provenance") == 2
     assert ids == ["p1", "p2"]
 
 
@@ -105,4 +111,6 @@ def test_load_synthea_bundle_without_rejections(cli_env, engine):
     assert result.exit_code == 0, result.output
     assert f"Loaded {expected} resources" in result.output
     with read_transaction(engine) as conn:
-        assert storage.count_current(conn) == expected
+        provenance = storage.count_current(conn, "Provenance")
+        assert storage.count_current(conn) - provenance == expected
+        assert provenance == expected  # one per loaded resource: who loaded it

@@ -9,11 +9,13 @@ from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from auth.policy import NOTHING
 from fhir_adapters.json_body import parse_json
 from register.api.negotiation import check_body_type
 from register.context import RequestContext
 from register.db import Database
 from register.settings import Settings
+from register.visibility import SightVisibility
 
 T = TypeVar("T")
 
@@ -51,12 +53,28 @@ def base_url(request: Request) -> str:
     return cached
 
 
+_SEES_NOTHING = SightVisibility(NOTHING)
+
+
 def context(request: Request) -> RequestContext:
-    """The context interactions run in for this request."""
+    """The context interactions run in for this request: what the access gate admitted it to
+    (a public route, which the gate does not see, may see nothing)."""
+    state = request.state
+    access = getattr(state, "access", None)
+    if access is None:
+        return RequestContext(
+            request_id=getattr(state, "request_id", ""),
+            base_url=base_url(request),
+            visibility=_SEES_NOTHING,
+        )
     return RequestContext(
-        request_id=getattr(request.state, "request_id", ""),
+        request_id=getattr(state, "request_id", ""),
         base_url=base_url(request),
         settings=settings_of(request),
+        visibility=access.visibility,
+        author_org=access.author_org,
+        principal=access.principal,
+        access=access,
     )
 
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhir_adapters.capability import capability_statement
-from register import interactions, operations, reads, search, transactions
+from register import access_gate, interactions, operations, reads, search, transactions
 from register.api.deps import context, in_read, in_write, json_body, settings_of
 from register.api.dispatch import FhirDispatcher, Route
 from register.api.negotiation import check_body_type, prefer, response_format
@@ -374,7 +374,7 @@ async def vread(
 
 # The table. Order matters where paths overlap: literal segments come before parameters.
 ROUTES: list[Route] = [
-    Route("capabilities", "system", "GET", "/metadata", capabilities),
+    Route("capabilities", "system", "GET", "/metadata", capabilities, public=True),
     Route("transaction", "system", "POST", "", transaction_or_batch),
     Route("batch", "system", "POST", "/", transaction_or_batch),
     Route("history-system", "system", "GET", "/_history", history_system),
@@ -428,5 +428,6 @@ ROUTES: list[Route] = [
 
 
 def build_dispatcher() -> FhirDispatcher:
-    """The ASGI app serving every route of the table under ``/fhir``."""
-    return FhirDispatcher(ROUTES)
+    """The ASGI app serving every route of the table under ``/fhir``; every route but the
+    public ones passes the access gate first."""
+    return FhirDispatcher(ROUTES, guard=access_gate.guard)

@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from register.app import create_app
+from tests.conftest import issue_token
 from tests.helpers import patient
 
 
@@ -82,7 +83,8 @@ def test_deep_nesting_is_refused_without_harm(client):
 
 def test_body_over_the_limit_is_413(settings, engine):
     small = settings.model_copy(update={"max_body_bytes": 2048})
-    with TestClient(create_app(small, engine=engine)) as client:
+    app = create_app(small, engine=engine)
+    with TestClient(app, headers={"Authorization": f"Bearer {issue_token(app)}"}) as client:
         big = patient(text={"status": "generated", "div": "<div>" + "x" * 5000 + "</div>"})
         response = client.post("/fhir/Patient", json=big)
         assert response.status_code == 413
@@ -145,7 +147,11 @@ def test_server_errors_carry_no_stack_trace(client, monkeypatch):
         raise RuntimeError("secret detail Patient/123 NHS 9000000009")
 
     monkeypatch.setattr(interactions, "read", explode)
-    raising = TestClient(client.app, raise_server_exceptions=False)
+    raising = TestClient(
+        client.app,
+        raise_server_exceptions=False,
+        headers={"Authorization": client.headers["Authorization"]},
+    )
     response = raising.get("/fhir/Patient/1")
     assert response.status_code == 500
     text = response.text

@@ -35,12 +35,20 @@ def test_type_and_system_history(client):
     patients = client.get("/fhir/Patient/_history").json()
     assert [e["resource"]["meta"]["versionId"] for e in patients["entry"]] == ["2", "1"]
     everything = client.get("/fhir/_history").json()
-    assert [e["fullUrl"].split("/fhir/")[1].split("/")[0] for e in everything["entry"]] == [
+    # Every write also records its Provenance (who wrote it), which system history shows too.
+    entries = [e for e in everything["entry"] if e["resource"]["resourceType"] != "Provenance"]
+    assert [e["fullUrl"].split("/fhir/")[1].split("/")[0] for e in entries] == [
         "Patient",
         "Observation",
         "Patient",
     ]
-    assert everything["entry"][0]["response"]["etag"] == 'W/"2"'
+    assert entries[0]["response"]["etag"] == 'W/"2"'
+    provenance = [e["resource"] for e in everything["entry"] if e not in entries]
+    assert [p["target"][0]["reference"] for p in provenance] == [
+        f"Patient/{p}/_history/2",
+        f"Observation/{everything['entry'][3]['resource']['id']}/_history/1",
+        f"Patient/{p}/_history/1",
+    ]
 
 
 def test_since_filters_by_last_updated(client):

@@ -230,3 +230,16 @@ class TestExternalIdentityProvider:
         token = self.idp_token(idp_keys, clock, iss="https://evil.example")
         assert reason(lambda: verifier.verify(token)) is TokenErrorReason.WRONG_ISSUER
         assert fetches == []
+
+
+def test_an_expired_token_costs_no_signature_check(verifier, clinician_token, clock, monkeypatch):
+    from auth import jws
+
+    token = clinician_token()
+    clock.advance(361)
+    calls = []
+    monkeypatch.setattr(jws, "verify", lambda *a, **k: calls.append(1))
+    with pytest.raises(TokenError) as caught:
+        verifier.verify(token)
+    assert caught.value.reason is TokenErrorReason.EXPIRED
+    assert calls == []

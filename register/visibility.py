@@ -1,0 +1,398 @@
+"""The one translator from the policy's :class:`auth.policy.Sight` to SQL over ``resource`` rows.
+
+``auth.policy`` decides *what* may be seen, as data; this module says it in SQL, once, and
+:mod:`register.storage` and search apply it to every read before paging. Nothing is filtered in
+Python after a query.
+
+For a clinician of organisation ``X`` (practitioner ``P``, break-glass holder ``H``) with
+``user/*.rs`` the condition reads::
+
+    resource.author_org = 'X'
+    OR (resource.patient_id IS NULL AND resource.resource_type IN (<directory types>))
+    OR EXISTS (SELECT 1 FROM care_relationship c
+               WHERE c.patient_id = resource.patient_id AND c.active
+                 AND (c.org_ods = 'X' OR c.practitioner_ref = 'P')
+                 AND (c.ends_at IS NULL OR c.ends_at > :now
+                      OR (c.kind = 'encounter' AND c.ends_at > :now - window)))
+    OR EXISTS (SELECT 1 FROM break_glass_grant g
+               WHERE g.holder = 'H' AND g.patient_id = resource.patient_id
+                 AND g.expires_at > :now)
+
+and narrower scopes add ``resource.resource_type IN (...)`` (and, for scopes with query
+constraints, conditions over the search index) in front. ``:now`` is taken when the statement
+runs, so a condition built once can be reused for as long as its token lives.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    String,
+    Table,
+    and_,
+    exists,
+    false,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import _anonymous_label
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
+
+from auth.policy import CareParty, ScopeGrant, Sight
+from auth.scopes import Constraint
+from register.access_schema import break_glass_table, identifier_table, relationship_table
+from register.db_types import UTCDateTime
+
+try:  # the token index arrives with the search issue; until then constraints match nothing
+    from register.search_schema import token_table as T
+except ImportError:  # pragma: no cover - only before search is merged
+    T = None
+
+C = relationship_table
+G = break_glass_table
+ROLES = identifier_table
+ROLE_PRACTITIONER = "urn:careregister:practitioner-of-role"  # as register.relationships
+_ONE = literal_column("1")
+
+
+class _Const(ColumnElement[str]):
+    """A constant string written into the SQL as a properly escaped literal, not bound.
+
+    The visibility condition is compiled once per Sight and reused (its statement-cache key
+    holds every value), so there is nothing to gain from binding its values, and processing
+    binds on every execution costs more than the point read they guard.
+    """
+
+    inherit_cache = True
+    type = String()
+    _traverse_internals: ClassVar[Any] = [("value", InternalTraversal.dp_string)]
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+
+@compiles(_Const)
+def _compile_const(element: _Const, compiler: Any, **kw: Any) -> str:
+    return str(compiler.render_literal_value(element.value, String()))
+
+
+class _Now(ColumnElement[datetime]):
+    """The database's current time (UTC), ``days`` days ago: taken when the statement runs."""
+
+    inherit_cache = True
+    type = UTCDateTime()
+    _traverse_internals: ClassVar[Any] = [("days", InternalTraversal.dp_plain_obj)]
+
+    def __init__(self, days: int = 0) -> None:
+        self.days = int(days)
+
+
+@compiles(_Now)
+def _compile_now(element: _Now, compiler: Any, **kw: Any) -> str:
+    if element.days:
+        return f"(CURRENT_TIMESTAMP - INTERVAL '{element.days} days')"
+    return "CURRENT_TIMESTAMP"
+
+
+@compiles(_Now, "sqlite")
+def _compile_now_sqlite(element: _Now, compiler: Any, **kw: Any) -> str:
+    # SQLite keeps timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text in UTC; 'now' is UTC.
+    shift = f", '-{element.days} days'" if element.days else ""
+    return f"strftime('%Y-%m-%d %H:%M:%f', 'now'{shift})"
+
+
+_TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
+
+
+class _TypeIn(ColumnElement[bool]):
+    """``column IN ('A', 'B')`` with constant type names written into the SQL, not bound (a
+    bound list is re-expanded on every execution)."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True
+    _traverse_internals: ClassVar[Any] = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("names", InternalTraversal.dp_string_list),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], names: Iterable[str]) -> None:
+        self.column = column
+        self.names = sorted(set(names))
+        if not self.names or not all(_TYPE_NAME.match(name) for name in self.names):
+            raise ValueError("resource type names only")
+
+    @property
+    def _from_objects(self) -> list[Any]:  # the tables it reads, for the enclosing FROM
+        return list(self.column._from_objects)
+
+
+@compiles(_TypeIn)
+def _compile_type_in(element: _TypeIn, compiler: Any, **kw: Any) -> str:
+    names = ", ".join(f"'{name}'" for name in element.names)
+    return f"({compiler.process(element.column, **kw)} IN ({names}))"
+
+
+class _Condition(ColumnElement[bool]):
+    """A visibility condition keyed for SQLAlchemy's statement cache by a canonical text of the
+    :class:`Sight` it was built from, instead of a walk over its whole SQL tree on every
+    execution (which cost more than the read itself).
+
+    The key is complete: it names the table and every value of the Sight, so two conditions with
+    one key render the same SQL with the same bound values; the only values that change between
+    executions are the timestamps, which are computed when the statement runs
+    (``bindparam(callable_=...)``).
+    """
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True
+    _traverse_internals: ClassVar[Any] = [("key", InternalTraversal.dp_string)]
+
+    def __init__(self, inner: ColumnElement[bool], key: str) -> None:
+        self.inner = inner
+        self.key = key
+
+    @property
+    def _from_objects(self) -> list[Any]:  # the tables it reads, for the enclosing FROM
+        return list(self.inner._from_objects)
+
+
+@compiles(_Condition)
+def _compile_condition(element: _Condition, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.inner, **kw)})"
+
+
+def _type_in(column: ColumnElement[Any], types: Iterable[str]) -> ColumnElement[bool]:
+    return _TypeIn(column, types)
+
+
+def _canonical(sight: Sight) -> str:
+    scope = (
+        None
+        if sight.scope is None
+        else [
+            (g.resource_type, sorted(g.others_than), [sorted(map(repr, f)) for f in g.filters])
+            for g in sight.scope
+        ]
+    )
+    return repr(
+        (
+            sight.everything,
+            scope,
+            sight.own_organisation,
+            sight.care_of,
+            sight.break_glass_holder,
+            sight.own_patient,
+            sorted(sight.shared_types),
+        )
+    )
+
+
+class SightVisibility:
+    """A :class:`Sight` as a :class:`register.storage.Visibility`.
+
+    The SQL condition is built once per table (or alias) it is asked for and then reused: the
+    dispatcher keeps one of these per token and interaction, so the read path pays for building
+    it once, not on every request.
+    """
+
+    __slots__ = ("_clauses", "sight")
+
+    def __init__(self, sight: Sight) -> None:
+        self.sight = sight
+        self._clauses: dict[int, tuple[Table, ColumnElement[bool] | None]] = {}
+
+    def resource_clause(self, resource: Table) -> ColumnElement[bool] | None:
+        """The condition a ``resource`` row (of ``resource``, a table or alias) must meet."""
+        cached = self._clauses.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        clause = sight_clause(self.sight, resource)
+        if clause is not None and not isinstance(resource.name, _anonymous_label):
+            clause = _Condition(clause, f"{resource.name}|{_canonical(self.sight)}")
+        if len(self._clauses) < 16:
+            self._clauses[id(resource)] = (resource, clause)
+        return clause
+
+    def __repr__(self) -> str:
+        return f"SightVisibility({self.sight!r})"
+
+
+def sight_clause(sight: Sight, resource: Table) -> ColumnElement[bool] | None:
+    """The SQL condition for ``sight`` over rows of ``resource`` (None: no limit)."""
+    if sight.everything:
+        return None
+    R = resource.c
+    grants: list[ColumnElement[bool]] = []
+    if sight.own_organisation is not None:
+        grants.append(R.author_org == _Const(sight.own_organisation))
+    if sight.own_patient is not None:
+        grants.append(R.patient_id == _Const(sight.own_patient))
+    if sight.shared_types:
+        grants.append(and_(R.patient_id.is_(None), _type_in(R.resource_type, sight.shared_types)))
+    if sight.care_of is not None:
+        grants.append(care_condition(sight.care_of, R.patient_id))
+    if sight.break_glass_holder is not None:
+        grants.append(break_glass_condition(sight.break_glass_holder, R.patient_id))
+    rows = or_(*grants) if grants else false()
+    scope = scope_condition(sight.scope, resource)
+    return rows if scope is None else and_(scope, rows)
+
+
+def care_condition(party: CareParty, patient: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether ``patient`` has an active care relationship with ``party`` as of now."""
+    who: list[ColumnElement[bool]] = []
+    if party.organisation is not None:
+        who.append(C.c.org_ods == _Const(party.organisation))
+    if party.practitioner is not None:
+        who.append(C.c.practitioner_ref == _Const(party.practitioner))
+        who.append(_same_person(party.practitioner))
+    if not who:
+        return false()
+    now = _Now()
+    cutoff = _Now(party.encounter_window_days)
+    return exists(
+        select(_ONE).where(
+            C.c.patient_id == patient,
+            C.c.active == true(),
+            or_(*who),
+            or_(
+                C.c.ends_at.is_(None),
+                C.c.ends_at > now,
+                and_(C.c.kind == _Const("encounter"), C.c.ends_at > cutoff),
+            ),
+        )
+    )
+
+
+def _same_person(practitioner: str) -> ColumnElement[bool]:
+    """Relationships naming the same person by their other reference: the Practitioner of a
+    PractitionerRole, or the PractitionerRoles of a Practitioner (``access_identifier``)."""
+    kind, _, rid = practitioner.partition("/")
+    if kind == "PractitionerRole":
+        return C.c.practitioner_ref.in_(
+            select(ROLES.c.value).where(
+                ROLES.c.resource_type == _Const("PractitionerRole"),
+                ROLES.c.resource_id == _Const(rid),
+                ROLES.c.system == _Const(ROLE_PRACTITIONER),
+            )
+        )
+    return C.c.practitioner_ref.in_(
+        select(_Const("PractitionerRole/") + ROLES.c.resource_id).where(
+            ROLES.c.system == _Const(ROLE_PRACTITIONER),
+            ROLES.c.value == _Const(practitioner),
+        )
+    )
+
+
+def break_glass_condition(holder: str, patient: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether ``holder`` has an unexpired break-glass grant for ``patient``."""
+    return exists(
+        select(_ONE).where(
+            G.c.holder == _Const(holder),
+            G.c.patient_id == patient,
+            G.c.expires_at > _Now(),
+        )
+    )
+
+
+def scope_condition(
+    grants: tuple[ScopeGrant, ...] | None, resource: Table
+) -> ColumnElement[bool] | None:
+    """The scopes' limit on rows: by type, and by query constraints where scopes have them."""
+    if grants is None:
+        return None
+    if not grants:
+        return false()
+    R = resource.c
+    plain = sorted({g.resource_type for g in grants if g.resource_type and not g.filters})
+    parts: list[ColumnElement[bool]] = []
+    if plain:
+        parts.append(_type_in(R.resource_type, plain))
+    for grant in grants:
+        if grant.resource_type and not grant.filters:
+            continue
+        if grant.resource_type:
+            kind: ColumnElement[bool] = R.resource_type == _Const(grant.resource_type)
+        elif grant.others_than:
+            kind = ~_type_in(R.resource_type, grant.others_than)
+        else:
+            kind = true()
+        parts.append(and_(kind, filters_condition(grant.filters, resource)))
+    return or_(*parts)
+
+
+def filters_condition(
+    filters: tuple[tuple[Constraint, ...], ...], resource: Table
+) -> ColumnElement[bool]:
+    """Rows matching at least one group of scope query constraints (all of a group's).
+
+    A constraint is a token test on the search index (``search_token``), with the meaning
+    :meth:`auth.scopes.Constraint.matches` gives it: ``code``, ``system|code``, ``|code`` (no
+    system), ``system|``; a comma separates alternatives. Constraints this register cannot
+    evaluate (modifiers, chains) match nothing: access they would grant is refused, not guessed.
+    """
+    if not filters:
+        return true()
+    return or_(*(and_(*(_constraint(c, resource) for c in group)) for group in filters))
+
+
+def _constraint(constraint: Constraint, resource: Table) -> ColumnElement[bool]:
+    if not constraint.supported or T is None:
+        return false()
+    alternatives: list[ColumnElement[bool]] = []
+    for system, code in constraint.tokens():
+        parts: list[ColumnElement[bool]] = []
+        if code is not None:
+            parts.append(T.c.code == _Const(code))
+        if system == "":
+            parts.append(T.c.system.is_(None))
+        elif system is not None:
+            parts.append(T.c.system == _Const(system))
+        alternatives.append(and_(*parts) if parts else true())
+    return exists(
+        select(_ONE).where(
+            T.c.resource_pk == resource.c.pk,
+            T.c.param == _Const(constraint.name),
+            or_(*alternatives),
+        )
+    )
+
+
+def patient_reachable(conn: Connection, sight: Sight, patient_id: str) -> bool:
+    """Whether ``patient_id`` is open to ``sight`` through a care relationship or break-glass.
+
+    The same conditions the read filter uses, evaluated for one patient (for writes).
+    """
+    if sight.everything:
+        return True
+    checks: list[ColumnElement[bool]] = []
+    if sight.care_of is not None:
+        checks.append(care_condition(sight.care_of, literal(patient_id)))
+    if sight.break_glass_holder is not None:
+        checks.append(break_glass_condition(sight.break_glass_holder, literal(patient_id)))
+    if not checks:
+        return False
+    return bool(conn.execute(select(or_(*checks))).scalar())
+
+
+def has_relationship(conn: Connection, party: CareParty, patient_id: str) -> bool:
+    """Whether ``party`` has an active care relationship with ``patient_id`` now."""
+    return bool(conn.execute(select(care_condition(party, literal(patient_id)))).scalar())
+
+
+def has_active_grant(conn: Connection, holder: str, patient_id: str) -> bool:
+    """Whether ``holder`` has an unexpired break-glass grant for ``patient_id``."""
+    return bool(conn.execute(select(break_glass_condition(holder, literal(patient_id)))).scalar())
