@@ -56,12 +56,12 @@ class Identity:
         )
         return cls(
             patient_id=str(patient.get("id", "")),
-            nhs_number=str(nhs).replace(" ", "") if nhs else None,
-            family=normalise(name.get("family")),
-            given=normalise(given),
+            nhs_number=str(nhs).replace(" ", "")[:16] if nhs else None,
+            family=normalise(name.get("family"))[:100],
+            given=normalise(given)[:100],
             birth_date=patient.get("birthDate"),
             gender=patient.get("gender"),
-            postcode=normalise(address.get("postalCode")),
+            postcode=normalise(address.get("postalCode"))[:16],
         )
 
 

@@ -16,6 +16,7 @@ def condition(code: str) -> dict:
 
 
 def test_sensitive_codes_are_labelled_on_write(client):
+    client.put("/fhir/Patient/p", json={"resourceType": "Patient", "id": "p"})
     created = client.post("/fhir/Condition", json=condition("86406008")).json()
     labels = {(s["system"], s["code"]) for s in created["meta"]["security"]}
     assert ("http://terminology.hl7.org/CodeSystem/v3-ActCode", "HIV") in labels

@@ -38,3 +38,11 @@ def live_base(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     yield base
     server.should_exit = True
     thread.join(timeout=15)
+
+
+@pytest.fixture
+def live_token(app, live_base: str) -> str:  # type: ignore[no-untyped-def]
+    """A system client's bearer token for the live server (its audience is that base URL)."""
+    from tests.conftest import issue_token
+
+    return issue_token(app, base_url=live_base)

@@ -1,12 +1,12 @@
 // The main flows with fhir-kit-client (npm), run by test_fhir_kit_client.py:
-//   node fhir_kit_flow.mjs <base url> <flows.json>
+//   node fhir_kit_flow.mjs <base url> <flows.json> <bearer token>
 // Prints one JSON object summarising what the server answered.
 import { readFileSync } from 'node:fs';
 import { Client } from 'fhir-kit-client';
 
-const [baseUrl, flowsFile] = process.argv.slice(2);
+const [baseUrl, flowsFile, token] = process.argv.slice(2);
 const flows = JSON.parse(readFileSync(flowsFile, 'utf8'));
-const client = new Client({ baseUrl });
+const client = new Client({ baseUrl, bearerToken: token });
 
 const created = await client.create({ resourceType: 'Patient', body: flows.patient });
 const read = await client.read({ resourceType: 'Patient', id: created.id });

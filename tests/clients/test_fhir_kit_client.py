@@ -36,7 +36,7 @@ def fhir_kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_main_flows(fhir_kit: Path, live_base: str, tmp_path: Path) -> None:
+def test_main_flows(fhir_kit: Path, live_base: str, live_token: str, tmp_path: Path) -> None:
     flows = {
         "patient": patient("9000000009"),
         "identifier": f"{NHS}|9000000009",
@@ -46,7 +46,7 @@ def test_main_flows(fhir_kit: Path, live_base: str, tmp_path: Path) -> None:
     flows_file = tmp_path / "flows.json"
     flows_file.write_text(json.dumps(flows))
     done = subprocess.run(
-        ["node", str(fhir_kit / "flow.mjs"), live_base, str(flows_file)],
+        ["node", str(fhir_kit / "flow.mjs"), live_base, str(flows_file), live_token],
         cwd=fhir_kit,
         capture_output=True,
         text=True,
@@ -63,5 +63,6 @@ def test_main_flows(fhir_kit: Path, live_base: str, tmp_path: Path) -> None:
     assert result["compartmentTotal"] == 9
     assert result["transactionType"] == "transaction-response"
     assert [s[:3] for s in result["transactionStatuses"]] == ["201", "201"]
-    assert result["everythingTypes"] == ["Observation", "Patient"]
-    assert result["everythingCount"] == 10
+    assert result["everythingTypes"] == ["Observation", "Patient", "Provenance"]
+    # 9 Observations, the Patient, and a Provenance for each of the Patient's 2 versions
+    assert result["everythingCount"] == 12

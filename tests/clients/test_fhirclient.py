@@ -11,9 +11,11 @@ from fhirclient.models.patient import Patient
 from tests.clients.flows import NHS, hba1c, patient, transaction
 
 
-def test_main_flows(live_base: str) -> None:
+def test_main_flows(live_base: str, live_token: str) -> None:
     smart = smart_client.FHIRClient(settings={"app_id": "register-tests", "api_base": live_base})
     server = smart.server
+    # A backend system's token, sent on every request the client's session makes.
+    server.session.headers["Authorization"] = f"Bearer {live_token}"
     created = Patient(patient("9000000009")).create(server)
     ann_id = created["id"]
     ann = Patient.read(ann_id, server)

@@ -10,8 +10,8 @@ from tests.clients.flows import NHS, hba1c, patient, transaction
 
 
 @pytest.mark.parametrize("slash", ["", "/"])
-def test_main_flows(live_base: str, slash: str) -> None:
-    client = SyncFHIRClient(live_base + slash)
+def test_main_flows(live_base: str, live_token: str, slash: str) -> None:
+    client = SyncFHIRClient(live_base + slash, authorization=f"Bearer {live_token}")
     ann = client.resource("Patient", **patient("9000000009"))
     ann.save()
     assert ann.id
@@ -38,7 +38,9 @@ def test_main_flows(live_base: str, slash: str) -> None:
 
     everything = client.resource("Patient", id=ann.id).execute("$everything", method="get")
     assert everything["resourceType"] == "Bundle"
+    # The record, and the Provenance of the Patient's own versions (who registered/updated it).
     assert {e["resource"]["resourceType"] for e in everything["entry"]} == {
         "Patient",
         "Observation",
+        "Provenance",
     }

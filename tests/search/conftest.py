@@ -14,14 +14,28 @@ class Fhir:
     def __init__(self, client: TestClient) -> None:
         self.client = client
 
+    def _ensure_patient(self, resource: dict[str, Any]) -> None:
+        """Register the Patient a resource is about if the test has not: writing into a record
+        needs the patient registered (by the writer's organisation, here)."""
+        for element in ("subject", "patient"):
+            ref = (resource.get(element) or {}).get("reference", "")
+            if ref.startswith("Patient/") and ref.count("/") == 1:
+                pid = ref.split("/", 1)[1]
+                if self.client.get(f"/fhir/Patient/{pid}").status_code == 404:
+                    self.client.put(
+                        f"/fhir/Patient/{pid}", json={"resourceType": "Patient", "id": pid}
+                    )
+
     def create(self, resource: dict[str, Any]) -> dict[str, Any]:
         """POST a resource; the stored resource."""
+        self._ensure_patient(resource)
         response = self.client.post(f"/fhir/{resource['resourceType']}", json=resource)
         assert response.status_code == 201, response.text
         return response.json()
 
     def put(self, resource: dict[str, Any]) -> dict[str, Any]:
         """PUT a resource at its id."""
+        self._ensure_patient(resource)
         path = f"/fhir/{resource['resourceType']}/{resource['id']}"
         response = self.client.put(path, json=resource)
         assert response.status_code in (200, 201), response.text

@@ -68,7 +68,10 @@ def _everything(fhir: Fhir, url: str) -> list[str]:
 def test_everything_holds_the_compartment_and_its_references(
     fhir: Fhir, record: dict[str, str]
 ) -> None:
-    found = _everything(fhir, f"Patient/{record['ann']}/$everything")
+    everything = _everything(fhir, f"Patient/{record['ann']}/$everything")
+    # Provenance of the Patient's own versions is in the compartment too (access issue).
+    assert any(ref.startswith("Provenance/") for ref in everything)
+    found = [ref for ref in everything if not ref.startswith("Provenance/")]
     r = record
     assert found == [
         f"Patient/{r['ann']}",

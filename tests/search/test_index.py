@@ -76,7 +76,7 @@ def test_reindex_rebuilds_what_was_lost(engine: Engine, fhir: Fhir) -> None:
         unindex_all(conn)
     assert fhir.ids("Patient?family=smith") == []
     report = reindex(engine, batch_size=1)
-    assert report.resources == 2
+    assert report.resources == 4  # the Patient, the Observation and a Provenance for each
     assert _rows(engine) == before
     assert fhir.ids("Patient?family=smith") == [ann]
 

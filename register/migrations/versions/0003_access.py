@@ -6,7 +6,7 @@ queries are in ``register/access_schema.py``; this file is the frozen history of
 made.
 
 Revision ID: 0003_access
-Revises: 0001_core
+Revises: 0002_search_index
 Create Date: 2026-11-23
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from register.db_types import UTCDateTime
 
 revision = "0003_access"
-down_revision = "0001_core"
+down_revision = "0002_search_index"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Duplicate detection: the care-action log, findings, patient identities, improvement actions.
 
 Revision ID: 0004_duplicates
-Revises: 0001_core
+Revises: 0003_access
 Create Date: 2026-11-23 12:30:22.819474
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import register.db_types
 
 revision = "0004_duplicates"
-down_revision = "0001_core"
+down_revision = "0003_access"
 branch_labels = None
 depends_on = None
 
