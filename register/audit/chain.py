@@ -13,12 +13,15 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import orjson
 from sqlalchemy import Connection, insert, select, update
 
 from register.schema import audit_head_table, audit_patient_table, audit_table
 
 GENESIS = "0" * 64
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 H = audit_head_table
 E = audit_table
 P = audit_patient_table
@@ -42,6 +45,22 @@ class PreparedEvent:
     purpose: str | None = None
     break_glass: bool = False
     request_id: str | None = None
+    entities: tuple[str, ...] = ()
+    """``Type/id`` of the resources the event names (``audit_entity`` rows)."""
+    alerts: tuple[Alert, ...] = ()
+    """Why a privacy officer should look at this event (``audit_review`` rows)."""
+    party: tuple[str | None, str | None, int] | None = None
+    """For a clinician's or system's access: (organisation, practitioner, encounter window
+    days), so the recorder can ask whether each patient was in a care relationship."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One reason for review: ``category`` (break-glass | no-relationship), the patient, why."""
+
+    category: str
+    patient_id: str | None
+    reason: str | None = None
 
 
 def link_hash(seq: int, prev_hash: str, content: bytes) -> str:
@@ -114,20 +133,53 @@ class VerifyReport:
         return not self.problems
 
 
-def _rows(conn: Connection, batch: int) -> Iterator[tuple[int, str, str, bytes]]:
+_INDEXED = (E.c.agent_who, E.c.agent_org, E.c.outcome, E.c.request_id)
+
+
+def _rows(conn: Connection, batch: int) -> Iterator[tuple[Any, set[str]]]:
     last = 0
     while True:
         chunk = conn.execute(
-            select(E.c.seq, E.c.prev_hash, E.c.hash, E.c.content)
+            select(E.c.seq, E.c.prev_hash, E.c.hash, E.c.content, *_INDEXED)
             .where(E.c.seq > last)
             .order_by(E.c.seq)
             .limit(batch)
         ).all()
         if not chunk:
             return
+        patients: dict[int, set[str]] = {}
+        for seq, patient in conn.execute(
+            select(P.c.seq, P.c.patient_id).where(P.c.seq > last, P.c.seq <= int(chunk[-1].seq))
+        ):
+            patients.setdefault(int(seq), set()).add(str(patient))
         for row in chunk:
-            yield int(row.seq), str(row.prev_hash), str(row.hash), bytes(row.content)
+            yield row, patients.get(int(row.seq), set())
         last = int(chunk[-1].seq)
+
+
+def indexed_facts(content: bytes) -> tuple[dict[str, str | None], set[str]]:
+    """The columns and patients an event's stored bytes say it has (what queries filter on)."""
+    event = orjson.loads(content)
+    facts: dict[str, str | None] = {
+        "agent_who": None,
+        "agent_org": None,
+        "outcome": event.get("outcome"),
+        "request_id": None,
+    }
+    for agent in event.get("agent") or []:
+        who = agent.get("who") or {}
+        if agent.get("requestor"):
+            facts["agent_who"] = who.get("reference")
+        elif (who.get("identifier") or {}).get("system") == ODS:
+            facts["agent_org"] = who["identifier"].get("value")
+    patients = set()
+    for entity in event.get("entity") or []:
+        reference = (entity.get("what") or {}).get("reference") or ""
+        if (entity.get("role") or {}).get("code") == "1" and reference.startswith("Patient/"):
+            patients.add(reference[8:])
+        if (entity.get("type") or {}).get("code") == "XrequestId":
+            facts["request_id"] = (entity.get("what") or {}).get("identifier", {}).get("value")
+    return facts, patients
 
 
 def verify(conn: Connection, *, batch: int = 5000, limit_problems: int = 50) -> VerifyReport:
@@ -135,7 +187,9 @@ def verify(conn: Connection, *, batch: int = 5000, limit_problems: int = 50) -> 
     report = VerifyReport()
     expected_seq = 1
     prev = GENESIS
-    for seq, prev_hash, stored_hash, content in _rows(conn, batch):
+    for row, patients in _rows(conn, batch):
+        seq, prev_hash, stored_hash = int(row.seq), str(row.prev_hash), str(row.hash)
+        content = bytes(row.content)
         report.checked += 1
         if seq != expected_seq:
             report.problems.append(
@@ -151,6 +205,16 @@ def verify(conn: Connection, *, batch: int = 5000, limit_problems: int = 50) -> 
             )
         if link_hash(seq, prev_hash, content) != stored_hash:
             report.problems.append(f"event {seq}: content or hash was edited")
+        else:
+            # The columns and patient rows queries use must say what the hashed bytes say.
+            facts, named = indexed_facts(content)
+            changed = [name for name, value in facts.items() if getattr(row, name) != value]
+            if named != patients:
+                changed.append("patients")
+            if changed:
+                report.problems.append(
+                    f"event {seq}: its index ({', '.join(changed)}) does not match its content"
+                )
         prev = stored_hash
         expected_seq = seq + 1
         if len(report.problems) >= limit_problems:

@@ -17,7 +17,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from register.audit.chain import PreparedEvent, append
+from register.audit.chain import PreparedEvent
+from register.audit.recorder import append_events
 from register.db import Database
 
 log = logging.getLogger("register.audit")
@@ -107,7 +108,7 @@ class AuditWriter:
             error: BaseException | None = None
             try:
                 with self._db.write() as conn:
-                    append(conn, [event for event, _ in batch])
+                    append_events(conn, [event for event, _ in batch])
             except Exception as exc:  # any failure: every waiting request is refused
                 log.error("audit batch failed", exc_info=exc)
                 error = exc
@@ -118,8 +119,11 @@ class AuditWriter:
                 return
 
     def close(self) -> None:
-        """Commit what is queued, then stop the thread."""
-        self._closed = True
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
+        """Commit what is queued, then stop the thread (a later event starts a new one: an app
+        may be started again, as tests do)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._queue.put(None)
+        if thread is not None:
+            thread.join(timeout=30)
