@@ -24,7 +24,7 @@ from fhir_adapters.operation_outcome import error
 from register import operations
 from register.access_request import refusal_error
 from register.api.deps import context, in_read, in_write, json_body, settings_of
-from register.api.negotiation import response_format
+from register.api.negotiation import check_body_type, response_format
 from register.api.responses import fhir_response
 from register.audit import queries
 from register.audit.access_log import access_log
@@ -62,11 +62,16 @@ def _position(request: Request, name: str) -> int | None:
 
 
 async def search(request: Request, resource_type: str = "AuditEvent") -> Response:
-    """GET /AuditEvent?params: the events the requester may see, newest first."""
+    """GET /AuditEvent?params (or POST /AuditEvent/_search with a form): the events the
+    requester may see, newest first."""
     fmt = response_format(request)
     ctx = context(request)
     sight = audit_sight(_principal(request))
     params = list(request.query_params.multi_items())
+    if request.method == "POST":
+        check_body_type(request, form=True)
+        form = await request.form()
+        params += [(k, str(v)) for k, v in form.multi_items()]
     count = _count(request)
     body = await in_read(
         request,

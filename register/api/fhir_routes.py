@@ -386,6 +386,7 @@ ROUTES: list[Route] = [
     Route("capabilities", "system", "GET", "/metadata", capabilities, public=True),
     # AuditEvent is served from the audit log (register/api/audit_routes.py), not from storage.
     Route("search-type", "type", "GET", "/AuditEvent", audit_routes.search),
+    Route("search-type", "type", "POST", "/AuditEvent/_search", audit_routes.search),
     Route("transaction", "system", "POST", "", transaction_or_batch),
     Route("batch", "system", "POST", "/", transaction_or_batch),
     Route("history-system", "system", "GET", "/_history", history_system),

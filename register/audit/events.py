@@ -7,7 +7,8 @@ audit queries use (agent, organisation, patients, entities, alerts for the revie
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import secrets
 from datetime import UTC, datetime
 
 import orjson
@@ -23,6 +24,16 @@ MAX_QUERY = 2000
 _REVIEWED_ROLES = (Role.CLINICIAN,)
 """Whose reads are checked for a care relationship (an organisation's system reads what its
 organisation recorded and its relationships open; its writes are still checked)."""
+
+
+_PREFIX = secrets.token_hex(8)
+_COUNTER = itertools.count(1)
+
+
+def new_event_id() -> str:
+    """A unique AuditEvent id: a random per-process prefix and a counter (uuid4 reads the
+    system's random source on every call, which showed in the profile of audited reads)."""
+    return f"{_PREFIX}{next(_COUNTER):08x}"
 
 
 def _instant(moment: datetime) -> str:
@@ -117,7 +128,7 @@ def rest_event(
     ):
         party = (principal.organisation, principal.fhir_user, encounter_window_days)
     facts = AuditFacts(
-        event_id=uuid.uuid4().hex,
+        event_id=new_event_id(),
         recorded=_instant(moment),
         kind="rest",
         action=interaction,
@@ -147,7 +158,7 @@ def break_glass_event(
     """The event of a break-glass start: who declared emergency access to whom, and why."""
     moment = datetime.now(UTC)
     facts = AuditFacts(
-        event_id=uuid.uuid4().hex,
+        event_id=new_event_id(),
         recorded=_instant(moment),
         kind="break-glass",
         action="break-glass",
@@ -182,7 +193,7 @@ def token_event(
         if claimed:
             who["agent_name"] = claimed[:200]
     facts = AuditFacts(
-        event_id=uuid.uuid4().hex,
+        event_id=new_event_id(),
         recorded=_instant(moment),
         kind="token",
         action="token",
@@ -203,7 +214,7 @@ def client_event(
     """The event of a client registration change (``register``, ``disable``)."""
     moment = datetime.now(UTC)
     facts = AuditFacts(
-        event_id=uuid.uuid4().hex,
+        event_id=new_event_id(),
         recorded=_instant(moment),
         kind="client-registration",
         action=action,
@@ -223,7 +234,7 @@ def review_event(
     """The event of a privacy officer's review of an audited access."""
     moment = datetime.now(UTC)
     facts = AuditFacts(
-        event_id=uuid.uuid4().hex,
+        event_id=new_event_id(),
         recorded=_instant(moment),
         kind="review",
         action="review",

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, insert
 
 from auth.policy import CareParty
 from register.audit.chain import Alert, PreparedEvent, append
-from register.audit.schema import audit_entity_table, audit_review_table
+from register.audit.schema import audit_review_table
 from register.visibility import has_relationship
 
 RELATIONSHIP_MEMO_SECONDS = 60.0
@@ -87,7 +87,11 @@ def append_events(conn: Connection, events: Sequence[PreparedEvent]) -> list[int
                 }
             )
     if entity_rows:
-        conn.execute(insert(audit_entity_table), entity_rows)
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        conn.exec_driver_sql(
+            f"INSERT INTO audit_entity (seq, reference) VALUES ({mark}, {mark})",
+            [(row["seq"], row["reference"]) for row in entity_rows],
+        )
     if review_rows:
         conn.execute(insert(audit_review_table), review_rows)
     return seqs

@@ -96,6 +96,13 @@ def test_search_parameters(world, engine):
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     expect({"date": f"lt{tomorrow}"}, lambda e: True)
     expect({"date": f"ge{tomorrow}"}, lambda e: False)
+    posted = world.http.post(
+        "/fhir/AuditEvent/_search", data={"patient": "Patient/q"}, headers=world.as_("privacy")
+    )
+    assert posted.status_code == 200
+    assert {e["resource"]["id"] for e in posted.json()["entry"]} >= {
+        e.content["id"] for e in recorded if "q" in e.patients
+    }
     bad = world.http.get("/fhir/AuditEvent", params={"color": "x"}, headers=world.as_("privacy"))
     assert bad.status_code == 400 and bad.json()["resourceType"] == "OperationOutcome"
 
