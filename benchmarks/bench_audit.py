@@ -15,9 +15,10 @@ import argparse
 import random
 import statistics
 
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
-from benchmarks.bench_core import bench_token, patient, prepare_database, seed
+from benchmarks.bench_core import bench_token, patient, seed
 from benchmarks.harness import (
     free_port,
     lua_paths,
@@ -28,6 +29,21 @@ from benchmarks.harness import (
 )
 from register.db import create_db_engine, read_transaction
 from register.schema import audit_table
+
+
+def prepare_database(kind: str, postgres_url: str | None, workdir) -> str:  # type: ignore[no-untyped-def]
+    """A fresh database URL of the given kind (its own PostgreSQL database name, so it never
+    clashes with another benchmark running on the same server)."""
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / 'bench.sqlite3'}"
+    assert postgres_url
+    base = make_url(postgres_url)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "careregister_bench_audit" WITH (FORCE)'))
+        conn.execute(text('CREATE DATABASE "careregister_bench_audit"'))
+    admin.dispose()
+    return base.set(database="careregister_bench_audit").render_as_string(hide_password=False)
 
 
 def _events(url: str) -> int:
