@@ -27,7 +27,7 @@ E = audit_table
 P = audit_patient_table
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built for every request, and frozen init costs
 class PreparedEvent:
     """An audit event ready to append: its bytes and the columns used to query it."""
 

@@ -72,7 +72,12 @@ def append_events(conn: Connection, events: Sequence[PreparedEvent]) -> list[int
     entity_rows = []
     review_rows = []
     for seq, event in zip(seqs, events, strict=True):
-        entity_rows.extend({"seq": seq, "reference": ref[:200]} for ref in event.entities)
+        entity_rows.extend(
+            {"seq": seq, "reference": ref[:200]}
+            for ref in event.entities
+            # Patient/x is found through audit_patient already (AuditEvent?entity=Patient/x)
+            if not (ref.startswith("Patient/") and ref[8:] in event.patients)
+        )
         alerts = alerts_for(conn, event)
         if alerts:
             first = alerts[0]

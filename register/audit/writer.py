@@ -114,10 +114,16 @@ class AuditWriter:
             self._busy = False
 
     def close(self) -> None:
-        """Stop the committing thread (after the batch in flight is committed)."""
+        """Stop the committing thread (after the batch in flight is committed). The writer can
+        be used again by a later event loop (an app started again, as tests do)."""
         if self._committer is not None:
             self._committer.shutdown(wait=True)
             self._committer = None
+        for _, future in self._pending:
+            if not future.done():
+                future.cancel()
+        self._pending = []
+        self._busy = False
 
 
 def _commit(transaction: AbstractContextManager[Connection]) -> None:
