@@ -121,6 +121,7 @@ async def guard(request: Request, route: Route, params: dict[str, str]) -> None:
                 Refusal(401, f"The bearer token was refused ({exc.reason.value})."),
                 token_error="invalid_token",
             ) from None
+    request.state.principal = principal  # named in the audit event, even if refused below
     interaction, resource_type = interaction_of(route.interaction, params)
     decided = service.access_for(token, principal, interaction, resource_type)
     if isinstance(decided, Refusal):

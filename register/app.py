@@ -19,6 +19,7 @@ from register.api.errors import install_error_handlers
 from register.api.fhir_routes import build_dispatcher
 from register.api.middleware import RequestMiddleware
 from register.api.ops_routes import router as ops_router
+from register.audit.writer import AuditWriter
 from register.db import Database, create_db_engine
 from register.duplicates import operations as duplicate_operations  # noqa: F401 (registers)
 from register.settings import Settings, get_settings
@@ -33,11 +34,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     db = Database(engine)
     access = AccessService(settings)
+    audit = AuditWriter(db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         access.start()  # the signing key is generated on first start
         yield
+        audit.close()  # commits what is queued
         access.close()
         db.dispose()
 
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = engine
     app.state.db = db
     app.state.access = access
+    app.state.audit = audit
     install_error_handlers(app)
     app.include_router(ops_router)
     app.include_router(auth_routes.router)  # /auth/token, /auth/jwks
