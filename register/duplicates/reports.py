@@ -15,8 +15,8 @@ The body is a Parameters resource:
                                          ``allergies``, or an item code) or which test (a LOINC /
                                          SNOMED CT code); optional
 ``date``        valueDate, optional      when it happened (today by default; not in the future)
-``organization`` valueString (ODS code)  where it happened; optional
-                or valueReference
+``organization`` valueString / valueCode  where it happened: an ODS code (or a valueReference
+                (ODS code)               with the code as identifier); optional
 ``note``        valueString, optional    the patient's words (kept in the patient's DetectedIssue,
                                          never shown to reviewers)
 =============== ======================== =========================================================
@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from auth.policy import may_report_duplicate
+from auth.principal import ODS_CODE
 from fhir_adapters.detected_issue import IssueFacts, detected_issue
 from register import interactions, operations, storage
 from register.access_request import refusal_error
@@ -119,13 +120,16 @@ def parse_report(body: Any, today: date) -> PatientReport:
     if "organization" in found:
         key, value = found["organization"]
         if key == "valueReference" and isinstance(value, dict):
-            value = value.get("reference") or (value.get("identifier") or {}).get("value")
-        if not isinstance(value, str) or not 0 < len(value.strip()) <= 200:
+            value = (value.get("identifier") or {}).get("value")
+        # An ODS code only: whatever a patient types here reaches the review, so it must be a
+        # code, never free text.
+        if not isinstance(value, str) or not ODS_CODE.match(value.strip().upper()):
             raise bad_request(
-                "Parameter 'organization' must be an ODS code or an Organization reference.",
+                "Parameter 'organization' must be an ODS code (valueString, valueCode, or "
+                "valueReference.identifier).",
                 "Parameters.parameter.organization",
             )
-        organisation = value.strip()
+        organisation = value.strip().upper()
     note = None
     if "note" in found:
         value = found["note"][1]
@@ -186,9 +190,8 @@ def record_report(
         held = storage.read(conn, ctx.visibility, "DetectedIssue", existing)
         if held is not None:
             return held, False
-    org = report.organisation
-    org_code = org.split("/", 1)[1] if org and org.startswith("Organization/") else org
-    where = f" at {organisation_label(conn, org)}" if org else ""
+    org_code = report.organisation
+    where = f" at {organisation_label(conn, org_code)}" if org_code else ""
     detail = (
         f"Reported by the patient: {_what(report, group, config)}{where} on "
         f"{report.when.isoformat()}."

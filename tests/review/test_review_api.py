@@ -222,6 +222,21 @@ def test_bad_improvement_actions_are_refused_naming_the_field(client, token_for,
     assert listed.json()["actions"] == []  # nothing partly written
 
 
+@pytest.mark.parametrize(
+    "path, params, field",
+    [
+        ("/review/counts", {"by": "nhs_number"}, "by"),
+        ("/review/counts", {"since": "last week"}, "since"),
+        ("/review/trend", {"rule": "no-such-rule"}, "rule"),
+        ("/review/trend", {"until": "2026-13-01"}, "until"),
+    ],
+)
+def test_bad_review_queries_name_the_parameter(client, token_for, path, params, field):
+    answer = client.get(path, params=params, headers=bearer(token_for("reviewer", org=None)))
+    assert answer.status_code == 400
+    assert answer.json()["issue"][0]["expression"] == [field]
+
+
 def test_only_the_reviewer_role_uses_the_review(bare_client, token_for):
     assert bare_client.get("/review/counts").status_code == 401
     refused = {
@@ -366,6 +381,10 @@ def test_only_the_patient_reports_in_their_own_care(reporting, who, patient, sta
         (_report("asked-again", date={"valueDate": "soon"}), "Parameters.parameter.date"),
         (_report("asked-again", concept={"valueInteger": 3}), "Parameters.parameter.concept"),
         (_report("asked-again", note={"valueString": "x" * 1001}), "Parameters.parameter.note"),
+        (
+            _report("asked-again", organization={"valueString": "Mrs Ann Smith's GP"}),
+            "Parameters.parameter.organization",
+        ),
     ],
 )
 def test_bad_reports_are_refused_and_nothing_recorded(reporting, body, expression):
