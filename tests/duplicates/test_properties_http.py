@@ -50,10 +50,11 @@ def _with_reason(resource: dict[str, Any], reason: str | None) -> dict[str, Any]
 
 
 @st.composite
-def event(draw: st.DrawFn) -> tuple[int, int, str, Any]:
-    """(day, hour, organisation, a function of (id, patient) making the resource)."""
-    day = draw(st.integers(0, 150))
-    hour = draw(st.integers(8, 17))
+def event(draw: st.DrawFn, days: list[int]) -> tuple[int, int, str, Any]:
+    """(day, hour, organisation, a function of (id, patient) making the resource), on one of
+    the timeline's visit ``days`` (so same-day, same-hour and same-event cases are common)."""
+    day = draw(st.sampled_from(days))
+    hour = draw(st.integers(8, 11))
     org = draw(st.sampled_from(ODS_CODES))
     kind = draw(
         st.sampled_from(["test", "test", "order", "referral", "referral", "rx", "rx", "fact", "qr"])
@@ -145,6 +146,13 @@ def event(draw: st.DrawFn) -> tuple[int, int, str, Any]:
     return day, hour, org, make
 
 
+@st.composite
+def timeline(draw: st.DrawFn) -> list[tuple[int, int, str, Any]]:
+    """A patient's events on a handful of visit days over five months."""
+    days = draw(st.lists(st.integers(0, 150), min_size=1, max_size=6, unique=True))
+    return draw(st.lists(event(days), min_size=1, max_size=14))
+
+
 def _server_findings(scenario: Scenario, pid: str) -> dict[tuple[str, str, str], dict[str, Any]]:
     answer = scenario.http.get(
         "/fhir/DetectedIssue",
@@ -176,11 +184,11 @@ def test_findings_equal_the_reference_model(client, token_for):
     numbers = itertools.count()
 
     @settings(
-        max_examples=30,
+        max_examples=50,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(st.lists(event(), min_size=1, max_size=12))
+    @given(timeline())
     def check(events: list[tuple[int, int, str, Any]]) -> None:
         pid = f"h{next(numbers)}"
         gp = scenario.tokens["gp"]
