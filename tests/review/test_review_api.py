@@ -394,3 +394,27 @@ def test_bad_reports_are_refused_and_nothing_recorded(reporting, body, expressio
     assert answer.json()["issue"][0]["expression"] == [expression]
     listed = s.http.get("/fhir/DetectedIssue", headers=s.headers("ann")).json()
     assert listed.get("entry", []) == []
+
+
+def test_command_line_review_agrees_with_the_api(world, engine, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from register.cli import app as cli
+    from register.settings import get_settings
+
+    monkeypatch.setenv("REGISTER_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("REGISTER_DATA_DIR", str(tmp_path / "cli-data"))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["review", "--by", "rule,repeat_org,month", "--csv"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    s: Scenario = world["scenario"]
+    api = s.http.get(
+        "/review/counts",
+        params={"by": "rule,repeat_org,month", "_format": "csv"},
+        headers=s.headers("reviewer"),
+    )
+    assert result.output == api.text
+    assert len(api.text.splitlines()) > 2
