@@ -302,7 +302,10 @@ class Scenario:
             )
 
     def care_teams(self) -> None:
-        for patient in ("ann", "bob"):
+        self.care_teams_for(["ann", "bob"])
+
+    def care_teams_for(self, patients: list[str]) -> None:
+        for patient in patients:
             self._put(
                 "gp",
                 {

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from fhir_adapters.detected_issue import FINDING_EXTENSION, RULE_SYSTEM, V3_ACT_CODE
 from register import storage
 from register.db import read_transaction
-from tests.duplicates.scenario import EXTRA_FROM_CLERKING, Scenario
+from tests.duplicates.scenario import EXTRA_FROM_CLERKING, Scenario, Write, lab, steps
 
 
 def stored_issues(engine) -> list[dict[str, Any]]:
@@ -196,3 +196,41 @@ def test_precheck_tells_the_orderer_before_ordering(scenario):
         .get("entry", [])
     )
     assert before == 6  # nothing stored by asking
+
+
+def test_transaction_entries_carry_their_findings(client, token_for, engine):
+    """A repeat inside a transaction: the entry's response.outcome carries the warning, the
+    other entries none, and the finding is stored with the transaction."""
+    scenario = Scenario(client, token_for)
+    scenario.directory()
+    for step in steps()[:1]:
+        scenario.write(step)
+    scenario.care_teams_for(["ann"])
+    scenario.write(
+        Write("gp", lab("ann-hba1c-gp", "ann", "59261-8", "2026-03-02T09:00:00Z", 44, "mmol/mol"))
+    )
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": resource,
+                "request": {"method": "PUT", "url": f"Observation/{resource['id']}"},
+            }
+            for resource in (
+                lab("ann-lipids-tx", "ann", "2093-3", "2026-03-20T10:00:00Z", 4.2, "mmol/L"),
+                lab("ann-hba1c-tx", "ann", "59261-8", "2026-03-20T10:00:00Z", 45, "mmol/mol"),
+            )
+        ],
+    }
+    answer = client.post("/fhir", json=bundle, headers=scenario.headers("hosp"))
+    assert answer.status_code == 200, answer.text
+    first, second = answer.json()["entry"]
+    assert "outcome" not in first["response"]
+    issues = second["response"]["outcome"]["issue"]
+    assert [(i["severity"], i["code"]) for i in issues] == [("warning", "business-rule")]
+    assert "HbA1c" in issues[0]["diagnostics"]
+    found = [finding_of(issue) for issue in stored_issues(engine)]
+    assert [(f["group"], f["implicated"]) for f in found] == [
+        ("hba1c", ["Observation/ann-hba1c-tx", "Observation/ann-hba1c-gp"])
+    ]
