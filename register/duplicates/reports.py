@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -48,7 +48,6 @@ from register.duplicates import store
 from register.duplicates.config import DuplicateConfig
 from register.duplicates.detect import config_for, organisation_label
 from register.errors import bad_request, not_found
-from register.schema import finding_table
 
 KINDS = {
     # kind: (rule, DetectedIssue code)
@@ -177,15 +176,7 @@ def record_report(
     rule, code = KINDS[report.kind]
     group = group_of(report, config)
     event_key = f"reported:{report.when.isoformat()}:{report.organisation or '-'}"[:250]
-    existing = conn.execute(
-        select(finding_table.c.issue_id).where(
-            finding_table.c.patient_id == patient_id,
-            finding_table.c.rule == rule,
-            finding_table.c.group_key == group,
-            finding_table.c.event_key == event_key,
-            finding_table.c.patient_reported.is_(True),
-        )
-    ).scalar()
+    existing = store.reported_issue(conn, patient_id, rule, group, event_key)
     if existing is not None:
         held = storage.read(conn, ctx.visibility, "DetectedIssue", existing)
         if held is not None:
