@@ -67,12 +67,31 @@ def world(client, token_for) -> dict[str, Any]:
                 gp,
                 lab(f"{pid}-gp", pid, "59261-8", f"2026-{month:02d}-01T09:00:00Z", 40, "mmol/mol"),
             )
+            repeat = lab(
+                f"{pid}-hosp", pid, "59261-8", f"2026-{month:02d}-21T09:00:00Z", 41, "mmol/mol"
+            )
+            if month == 1:  # January's repeats were taken in the emergency department
+                _put(
+                    client,
+                    hosp,
+                    {
+                        "resourceType": "Encounter",
+                        "id": f"{pid}-ed",
+                        "status": "finished",
+                        "class": {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                            "code": "EMER",
+                        },
+                        "serviceType": {"text": "Emergency department"},
+                        "subject": {"reference": f"Patient/{pid}"},
+                        "serviceProvider": {"reference": "Organization/hosp"},
+                    },
+                )
+                repeat["encounter"] = {"reference": f"Encounter/{pid}-ed"}
             _put(
                 client,
                 hosp,
-                lab(
-                    f"{pid}-hosp", pid, "59261-8", f"2026-{month:02d}-21T09:00:00Z", 41, "mmol/mol"
-                ),
+                repeat,
             )
     _put(client, dt, lab("pt1-dt", "pt1", "59261-8", "2026-01-25T09:00:00Z", 41, "mmol/mol"))
     return {"scenario": scenario, "secrets": secrets, "patients": n}
@@ -111,9 +130,13 @@ def test_counts_rates_and_csv(world):
     by_pair = s.http.get(
         "/review/counts", params={"by": "original_org,repeat_org,service,code"}, headers=reviewer
     ).json()["rows"]
-    assert {(r["original_org"], r["repeat_org"], r["code"]) for r in by_pair} == {
-        ("GP001", "HOS03", "MINFREQ"),
-        ("HOS03", "DT002", "MINFREQ"),  # the team repeated the hospital's, the nearer one
+    assert {
+        (r["original_org"], r["repeat_org"], r["service"], r["code"], r["findings"])
+        for r in by_pair
+    } == {
+        ("GP001", "HOS03", "Emergency department", "MINFREQ", PATIENTS_PER_MONTH[0]),
+        ("GP001", "HOS03", "unspecified", "MINFREQ", total - PATIENTS_PER_MONTH[0]),
+        ("HOS03", "DT002", "unspecified", "MINFREQ", "<5"),  # the nearer, the hospital's
     }
 
 
