@@ -81,14 +81,76 @@ def load_once(
     return elapsed, inside[0], found, report.total_loaded
 
 
+def interleaved(
+    kind: str, postgres: str | None, data: Path
+) -> tuple[float, float, float, Counter[tuple[str, str]], int]:
+    """Load the data into two fresh databases side by side, bundle by bundle, one with the
+    check and one without, alternating which goes first: each pair of loads is seconds apart,
+    so a busy host slows both alike. Seconds on, seconds off, seconds inside the check, the
+    findings, resources loaded."""
+    engines = {on: create_db_engine(fresh_url(kind, postgres, 10 + on)) for on in (True, False)}
+    for engine in engines.values():
+        upgrade(engine)
+    original = detect.check_write
+    inside = [0.0]
+
+    def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            inside[0] += time.perf_counter() - started
+
+    totals = {True: 0.0, False: 0.0}
+    loaded = 0
+    ctx = RequestContext(request_id="bench", base_url="http://localhost/fhir")
+    try:
+        for n, source in enumerate(discover([data])):
+            for on in (True, False) if n % 2 == 0 else (False, True):
+                detect.check_write = timed if on else (lambda *a, **k: [])  # type: ignore[assignment]
+                started = time.perf_counter()
+                report = load_sources(engines[on], ctx, [source])
+                totals[on] += time.perf_counter() - started
+                assert not report.rejected, report.rejected[:3]
+                loaded += report.total_loaded if on else 0
+    finally:
+        detect.check_write = original  # type: ignore[assignment]
+    with read_transaction(engines[True]) as conn:
+        found = Counter((row.rule, row.code) for row in conn.execute(select(finding_table)))
+    for engine in engines.values():
+        engine.dispose()
+    return totals[True], totals[False], inside[0], found, loaded
+
+
 def main() -> None:
     """Run and print Markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--postgres")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="Load bundle by bundle into two databases side by side (on a busy host).",
+    )
     args = parser.parse_args()
     kinds = ["sqlite"] + (["postgresql"] if args.postgres else [])
+    if args.interleave:
+        for kind in kinds:
+            on_s, off_s, inside, found, loaded = interleaved(kind, args.postgres, args.data)
+            print(f"\n### {kind}: {loaded} resources from {args.data.name}, interleaved\n")
+            print("| duplicate check | load seconds | ratio |")
+            print("|---|---|---|")
+            print(f"| off | {off_s:.1f} | 1.00 |")
+            print(f"| on | {on_s:.1f} | {on_s / off_s:.2f} |")
+            print(
+                f"\nInside the check: {inside:.1f} s, {100 * inside / on_s:.1f}% of the 'on' load"
+            )
+            print("\n| rule | code | findings |")
+            print("|---|---|---|")
+            for (rule, code), count in sorted(found.items()):
+                print(f"| {rule} | {code} | {count} |")
+        return
     for kind in kinds:
         with_times: list[float] = []
         without_times: list[float] = []
