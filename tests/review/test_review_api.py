@@ -211,6 +211,11 @@ def test_improvement_action_splits_the_trend(world):
     values = [p["value"] for period in counts["periods"] for p in period["points"]]
     # Months run on to the latest action logged (the registrations, today): no findings there.
     assert values[:6] == [7.0, 6.0, 6.0, 1.0, 1.0, 1.0] and set(values[6:]) <= {0.0}
+    # Making Data Count markers: the first quarter beyond the upper limit; from April on, a
+    # run of 7 or more below the mean (a shift).
+    points = [p for period in counts["periods"] for p in period["points"]]
+    assert all("beyond-limit" in p["special_cause"] for p in points[:3])
+    assert all("shift" in p["special_cause"] for p in points[3:])
     as_csv = s.http.get("/review/trend", params={"_format": "csv"}, headers=reviewer)
     header = as_csv.text.splitlines()[0].split(",")
     assert header == [
