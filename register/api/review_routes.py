@@ -57,10 +57,14 @@ def _wants_csv(request: Request) -> bool:
 
 
 def _answer(
-    request: Request, payload: Any, rows: Callable[[Any], list[dict[str, Any]]], status: int = 200
+    request: Request,
+    payload: Any,
+    rows: Callable[[Any], list[dict[str, Any]]],
+    status: int = 200,
+    columns: list[str] | None = None,
 ) -> Response:
     if _wants_csv(request):
-        return Response(to_csv(rows(payload)), status_code=status, media_type=CSV)
+        return Response(to_csv(rows(payload), columns or ()), status_code=status, media_type=CSV)
     return Response(orjson.dumps(payload), status_code=status, media_type=JSON)
 
 
@@ -82,7 +86,7 @@ async def counts(request: Request) -> Response:
     period = _period(request)
     key = _key(request)
     rows = await in_read(request, lambda conn: service.counts(conn, key, by, period))
-    return _answer(request, {"by": by, "rows": rows}, lambda p: p["rows"])
+    return _answer(request, {"by": by, "rows": rows}, lambda p: p["rows"], columns=by)
 
 
 @router.get("/trend")

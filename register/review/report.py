@@ -328,10 +328,11 @@ def record_improvement_action(
     )
 
 
-def to_csv(rows: Iterable[dict[str, Any]]) -> str:
-    """Rows as CSV text (columns in first-seen order)."""
+def to_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str] = ()) -> str:
+    """Rows as CSV text (``columns`` first, then any others in first-seen order); with no rows,
+    just the header of ``columns``."""
     rows = list(rows)
-    columns: list[str] = []
+    columns = list(columns)
     for row in rows:
         for key in row:
             if key not in columns:

@@ -290,6 +290,10 @@ def test_only_the_reviewer_role_uses_the_review(bare_client, token_for):
     assert bare_client.get("/review/counts", headers=forged).status_code == 401
     ok = bare_client.get("/review/counts", headers=bearer(token_for("reviewer", org=None)))
     assert ok.status_code == 200 and ok.json() == {"by": ["rule"], "rows": []}
+    empty = bare_client.get(
+        "/review/counts?by=rule,month&_format=csv", headers=bearer(token_for("reviewer", org=None))
+    )
+    assert empty.text == "rule,month\n"  # a header even with nothing to count
 
 
 # --- patients' own reports ----------------------------------------------------------------------
