@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fhir_adapters.ips import RECORDED_BY_URL
 from fhir_adapters.sdc import LAST_KNOWN_URL, PREFILL_CANDIDATE_URL, PREFILL_SOURCE_URL
 from tests.ask_once.conftest import questionnaire
-from tests.ask_once.world import ANNUAL_REVIEW, AUTHOR, CLERKING, ODS, World
+from tests.ask_once.world import ANNUAL_REVIEW, AUTHOR, CLERKING, ODS, RECORDS, World
 
 CLINICIAN_NO_ALLERGIES = (
     "user/Patient.rs user/Condition.rs user/Observation.rs user/MedicationRequest.rs "
@@ -407,3 +409,33 @@ def test_confirmed_prefills_are_not_repeat_questions_but_fresh_answers_are(
     fresh = world.post("hosp_clinician", "QuestionnaireResponse", retyped, **prefer)
     found = _repeat_questions(fresh)
     assert len(found) == 1 and "allergies" in found[0].lower(), found
+
+
+RECORD_TYPES = ("AllergyIntolerance", "Condition", "Observation", "MedicationRequest", "CareTeam")
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # the world is only read
+)
+@given(st.sets(st.sampled_from(RECORD_TYPES)))
+def test_summary_shows_exactly_what_the_scopes_allow(world: World, types: set[str]) -> None:
+    """Reference model: with read scopes for some record types, the summary lists every record
+    of those types (all of the world's records are current) and nothing else, and raises the
+    disagreements only of what it shows."""
+    scope = " ".join(f"user/{t}.rs" for t in sorted({"Patient", "Organization", *types}))
+    token = world.token_for("clinician", org="HOS03", fhir_user="Practitioner/h9", scope=scope)
+    response = _summary(world, token)
+    assert response.status_code == 200, response.text
+    bundle = response.json()
+    expected = {
+        f"{r['resourceType']}/{r['id']}"
+        for records in RECORDS.values()
+        for r in records
+        if r["resourceType"] in types
+    } | ({"CareTeam/team-p"} if "CareTeam" in types else set())
+    assert _entry_refs(bundle) == expected
+    flags = " ".join(f["code"]["text"] for f in _resources(bundle, "Flag"))
+    assert ("Penicillin" in flags) == ("AllergyIntolerance" in types)
+    assert ("Gliclazide" in flags) == ("MedicationRequest" in types)
