@@ -44,6 +44,7 @@ from tests.ask_once.synthea import DATA, attending_now, load_patient  # noqa: E4
 
 BASE = "http://testserver/fhir"
 ORG = "BENCH01"
+TOKEN_LIFETIME = 3600  # loading 80 patients into PostgreSQL outlasts the default lifetime
 
 
 def _database(postgres: str | None, workdir: Path) -> str:
@@ -103,7 +104,10 @@ def main() -> None:
     url = _database(args.postgres, workdir)
     engine = create_db_engine(url)
     upgrade(engine)
-    app = create_app(Settings(data_dir=workdir / "data", database_url=url), engine=engine)
+    settings = Settings(
+        data_dir=workdir / "data", database_url=url, auth_token_lifetime_seconds=TOKEN_LIFETIME
+    )
+    app = create_app(settings, engine=engine)
     forms = {q["id"]: q for q in shipped_questionnaires()}
     shares: dict[tuple[str, str], list[float]] = {}
     offered: dict[tuple[str, str], list[float]] = {}

@@ -439,3 +439,16 @@ def test_summary_shows_exactly_what_the_scopes_allow(world: World, types: set[st
     flags = " ".join(f["code"]["text"] for f in _resources(bundle, "Flag"))
     assert ("Penicillin" in flags) == ("AllergyIntolerance" in types)
     assert ("Gliclazide" in flags) == ("MedicationRequest" in types)
+
+
+def test_break_glass_opens_the_summary_of_a_patient_without_a_relationship(world: World) -> None:
+    """In an emergency a clinician with no relationship states a reason: the summary is the
+    first thing to read, and the grant it records then covers the pre-fill too."""
+    assert _summary(world, "other_clinician").status_code == 404
+    reason = {"X-Break-Glass-Reason": "Unconscious in ED, no history available"}
+    response = world.http.get(
+        "/fhir/Patient/p/$summary", headers={**world.headers("other_clinician"), **reason}
+    )
+    assert response.status_code == 200, response.text
+    assert "AllergyIntolerance/all-pen" in _entry_refs(response.json())
+    assert _populate(world, "other_clinician", CLERKING).status_code == 200
