@@ -12,6 +12,7 @@ from starlette.routing import Route as StarletteRoute
 from register import auth_routes
 from register.access_service import AccessService
 from register.api import (
+    ask_once_route,  # noqa: F401  (registers $summary, $populate)
     consent_route,  # noqa: F401  (registers $access-explain)
     everything_route,  # noqa: F401  (registers $everything)
 )
