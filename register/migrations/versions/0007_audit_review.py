@@ -1,7 +1,7 @@
 """Audit entities (for AuditEvent?entity=) and the privacy officer's review queue.
 
 Revision ID: 0007_audit_review
-Revises: 0005_audit
+Revises: 0006_consent
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import register.db_types
 
 revision = "0007_audit_review"
-down_revision = "0005_audit"
+down_revision = "0006_consent"
 branch_labels = None
 depends_on = None
 
