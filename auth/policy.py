@@ -741,3 +741,66 @@ def review_refusal(principal: Principal | None) -> Refusal | None:
     if principal.is_operator or principal.role is Role.PRIVACY_OFFICER:
         return None
     return Refusal(403, "Only privacy officers review audited accesses.")
+
+
+# --- 5. improvement review and patients' own reports of duplication ----------------------------
+
+
+class ReviewUse(StrEnum):
+    """What a caller wants of the duplicated-actions improvement review."""
+
+    READ = "read"
+    """Counts, rates, trends and de-identified drill-down."""
+    RECORD_ACTION = "record-action"
+    """Record an improvement action ("You said, we did")."""
+
+
+@dataclass(frozen=True)
+class ReviewGrant:
+    """What the review may show a caller. The review only ever shows de-identified data
+    (pseudonymous patient keys, counts under 5 suppressed, no names, NHS numbers, resource ids
+    or free text); ``deidentified`` is stated so a caller cannot mistake it for an option."""
+
+    deidentified: bool = True
+    may_record_actions: bool = False
+
+
+_REVIEW_GRANTS: Mapping[Role, ReviewGrant] = {
+    Role.REVIEWER: ReviewGrant(deidentified=True, may_record_actions=True),
+    Role.OPERATOR: ReviewGrant(deidentified=True, may_record_actions=True),
+}
+"""Roles that may use the improvement review. Clinicians, systems, patients, administrators and
+privacy officers may not: the review is the improvement team's, and the clinical record (with
+its DetectedIssues) is where care teams see findings."""
+
+
+def review_access(principal: Principal | None, use: ReviewUse) -> ReviewGrant | Refusal:
+    """What ``principal`` may see of the improvement review for ``use``, or why not (401/403)."""
+    if principal is None:
+        return Refusal(401, "This request needs a bearer token.")
+    grant = _REVIEW_GRANTS.get(principal.role)
+    if grant is None:
+        return Refusal(403, f"The {principal.role.value} role may not use the improvement review.")
+    if use is ReviewUse.RECORD_ACTION and not grant.may_record_actions:
+        return Refusal(403, f"The {principal.role.value} role may not record improvement actions.")
+    return grant
+
+
+def may_report_duplicate(principal: Principal | None, patient_id: str) -> Refusal | None:
+    """None if ``principal`` may report a duplicated action in ``patient_id``'s care; else why
+    not. Patients report on their own record only (through their own access, with scopes that
+    allow creating a DetectedIssue in it); the register's own checks report everything else."""
+    if principal is None:
+        return Refusal(401, "This request needs a bearer token.")
+    if principal.role is not Role.PATIENT:
+        return Refusal(
+            403,
+            "Only patients report duplications themselves; care teams see the register's own "
+            "findings.",
+        )
+    if principal.patient_id != patient_id:
+        return Refusal(403, "A patient may report duplications only in their own care.")
+    rule = ROLE_RULES[Role.PATIENT]
+    if not access(principal.scopes, rule.contexts, "DetectedIssue", Interaction.CREATE).allowed:
+        return Refusal(403, "The token's scopes do not allow reporting (create DetectedIssue).")
+    return None

@@ -288,6 +288,63 @@ def read_many(conn: Connection, visibility: Visibility, pks: Sequence[int]) -> d
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A current, visible version with the organisation that recorded it (``author_org``)."""
+
+    version: Version
+    author_org: str | None
+
+
+def read_compartment(
+    conn: Connection,
+    visibility: Visibility,
+    patient_id: str,
+    types: Sequence[str] | None = None,
+) -> list[Held]:
+    """Every visible current resource in Patient ``patient_id``'s compartment, in one query.
+
+    For documents built from a whole record (``$summary``, ``$populate``): the same rows
+    ``$everything`` pages through (``search_compartment``), with the same visibility applied in
+    SQL, the stored bytes and the recording organisation of each. ``types`` narrows the
+    resource types (None: all).
+    """
+    from register.search_schema import compartment_table as M
+
+    members = select(M.c.resource_pk).where(M.c.patient_id == patient_id)
+    if types is not None:
+        members = members.where(M.c.resource_type.in_(list(types)))
+    query = (
+        select(
+            R.c.pk,
+            R.c.resource_type,
+            R.c.resource_id,
+            R.c.version_id,
+            R.c.last_updated,
+            R.c.content,
+            R.c.author_org,
+        )
+        .where(R.c.pk.in_(members), R.c.deleted.is_(False))
+        .order_by(R.c.pk)
+    )
+    return [
+        Held(
+            Version(
+                row.resource_type,
+                row.resource_id,
+                row.version_id,
+                row.last_updated,
+                False,
+                row.content,
+                "PUT",
+                row.pk,
+            ),
+            row.author_org,
+        )
+        for row in conn.execute(_visible(query, visibility))
+    ]
+
+
 # --- writes ------------------------------------------------------------------------------------
 
 
