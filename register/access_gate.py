@@ -128,6 +128,7 @@ async def _authenticate(request: Request, authorization: str | None) -> tuple[Pr
                 Refusal(401, f"The bearer token was refused ({exc.reason.value})."),
                 token_error="invalid_token",
             ) from None
+    request.state.principal = principal  # named in the audit event, even if refused below
     return principal, token
 
 
