@@ -19,6 +19,7 @@ from register.api.ops_routes import router as ops_router
 from register.db import Database, create_db_engine
 from register.duplicates import operations as duplicate_operations  # noqa: F401 (registers)
 from register.settings import Settings, get_settings
+from register.web import install as install_pages
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_error_handlers(app)
     app.include_router(ops_router)
     app.include_router(auth_routes.router)  # /auth/token, /auth/jwks
+    install_pages(app)  # the pages for people (register/web)
     dispatcher = build_dispatcher()
     # One route catches everything under /fhir (with or without a trailing slash) and hands it
     # to the FHIR dispatcher; Starlette's exception handlers still apply. It goes first, so a
