@@ -203,7 +203,11 @@ def lua_post_unique(body: bytes, directory: Path, marker: str = "__N__") -> Path
         "request = function()\n"
         "  counter = counter + 1\n"
         f"  local body = string.gsub(template, '{marker}', prefix .. counter)\n"
-        "  return wrk.format('POST', nil, {['Content-Type'] = 'application/fhir+json'}, body)\n"
+        # wrk.format uses the table given instead of wrk.headers: keep -H headers (the token)
+        "  local headers = {}\n"
+        "  for name, value in pairs(wrk.headers) do headers[name] = value end\n"
+        "  headers['Content-Type'] = 'application/fhir+json'\n"
+        "  return wrk.format('POST', nil, headers, body)\n"
         "end\n"
     )
     return script

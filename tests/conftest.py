@@ -33,7 +33,7 @@ REQUIRE_POSTGRES = os.environ.get("REGISTER_REQUIRE_POSTGRES") == "1"
 
 
 def shared_data(subfolder: str = "") -> Path:
-    """A folder of the team's shared test data (../shared/data), present in CI.
+    """A folder or file of the team's shared test data (../shared/data), present in CI.
 
     Elsewhere a test needing it is skipped; in CI (``REGISTER_REQUIRE_SHARED_DATA=1``) its
     absence is a failure, so such tests can never pass by being skipped.
@@ -43,7 +43,7 @@ def shared_data(subfolder: str = "") -> Path:
         Path("/work/shared/data"),
     ]
     for candidate in candidates:
-        if (candidate / subfolder).is_dir():
+        if (candidate / subfolder).exists():
             return candidate / subfolder
     if os.environ.get("REGISTER_REQUIRE_SHARED_DATA") == "1":
         pytest.fail(f"shared test data folder '{subfolder}' not found in {candidates}")

@@ -277,7 +277,9 @@ def _check_registration(
     store.replace_identity(conn, version.resource_pk, identity, fresh=previous is None)
     if previous is not None and not previous.deleted:
         return []  # only a new registration can duplicate one
-    candidates = store.identity_candidates(conn, identity, exclude_pk=version.resource_pk)
+    candidates = store.identity_candidates(
+        conn, identity, exclude_pk=version.resource_pk, strong_only=True
+    )
     scored = sorted(((score(identity, c), c) for c in candidates), key=lambda pair: -pair[0])
     strong = [(s, c) for s, c in scored if s >= STRONG_MATCH]
     if not strong:

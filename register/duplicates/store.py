@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select
 
 from register.duplicates.actions import CareAction
 from register.duplicates.matching import Identity
@@ -136,6 +136,16 @@ _CANDIDATES = (
     )
     .limit(200)
 )
+# A strong match needs the NHS number, or family name and birth date together (the weights in
+# matching.py): asking the database for just those keeps a registration check to the handful of
+# rows that can matter, however many patients share a birth date.
+_STRONG_CANDIDATES = select(I).where(
+    or_(
+        I.c.nhs_number == bindparam("nhs"),
+        and_(I.c.birth_date == bindparam("birth"), I.c.family == bindparam("family")),
+    ),
+    I.c.resource_pk != bindparam("exclude"),
+)
 
 
 def replace_identity(
@@ -162,17 +172,24 @@ def replace_identity(
 
 
 def identity_candidates(
-    conn: Connection, identity: Identity, *, exclude_pk: int | None = None
+    conn: Connection,
+    identity: Identity,
+    *,
+    exclude_pk: int | None = None,
+    strong_only: bool = False,
 ) -> list[Identity]:
     """Registered patients sharing the NHS number or the birth date (the only ones that can
-    score as strong matches)."""
+    score as possible or probable matches); with ``strong_only``, only those that can score as
+    a strong match (same NHS number, or same family name and birth date)."""
     if not identity.nhs_number and not identity.birth_date:
         return []
+    statement = _STRONG_CANDIDATES if strong_only else _CANDIDATES
     rows = conn.execute(
-        _CANDIDATES,
+        statement,
         {
             "nhs": identity.nhs_number,
             "birth": identity.birth_date,
+            "family": identity.family,
             "exclude": -1 if exclude_pk is None else exclude_pk,
         },
     )

@@ -1,30 +1,27 @@
 """Sample FHIR data for the fhir_adapters tests: Synthea bundles, HL7 examples, bulk NDJSON.
 
-The data lives in ``shared/data`` beside the repository (``REGISTER_TEST_DATA`` overrides the
-location); tests that need it are skipped when it is absent.
+The data is found by :func:`tests.conftest.shared_data` (``../shared/data`` beside the
+repository, or ``REGISTER_SHARED_DATA``): skipped when absent on a developer's machine, a failure
+in CI.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-DATA_DIR = Path(
-    os.environ.get("REGISTER_TEST_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
-)
+from tests.conftest import shared_data
 
 Resource = dict[str, Any]
 
 
-def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"test data not found at {path}")
-    return path
+def _require(relative: str) -> Path:
+    """The shared data file or folder at ``relative`` (skipped locally, a failure in CI)."""
+    return shared_data(relative)
 
 
 def _bundle_resources(bundle: Resource) -> Iterator[Resource]:
@@ -39,13 +36,13 @@ def _bundle_resources(bundle: Resource) -> Iterator[Resource]:
 
 def load_synthea_bundles() -> list[Resource]:
     """Every Synthea transaction Bundle, parsed."""
-    folder = _require(DATA_DIR / "synthea")
+    folder = _require("synthea")
     return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
 
 
 def load_examples() -> list[Resource]:
     """Every HL7 example resource, Bundles opened up into their entries."""
-    folder = _require(DATA_DIR / "fhir-examples")
+    folder = _require("fhir-examples")
     resources: list[Resource] = []
     for path in sorted(folder.rglob("*.json")):
         resource = json.loads(path.read_text())
@@ -58,7 +55,7 @@ def load_examples() -> list[Resource]:
 
 def load_bulk() -> list[Resource]:
     """Every resource of the bulk NDJSON sample."""
-    folder = _require(DATA_DIR / "bulk" / "10-patients")
+    folder = _require("bulk/10-patients")
     return [
         json.loads(line)
         for path in sorted(folder.glob("*.ndjson"))
@@ -142,7 +139,7 @@ def load_example() -> Any:
     """A function reading one HL7 example file by name (a fresh copy each call)."""
 
     def load(name: str) -> Resource:
-        return json.loads(_require(DATA_DIR / "fhir-examples" / name).read_text())
+        return json.loads(_require(f"fhir-examples/{name}").read_text())
 
     return load
 
