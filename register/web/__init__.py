@@ -21,6 +21,7 @@ from register.web import (
     clinician_pages,
     patient_pages,
     privacy_pages,
+    questionnaire_pages,
     review_pages,
     sign_in,
 )
@@ -43,7 +44,8 @@ def install(app: FastAPI) -> None:
         StaticFiles(directory=vendor / "nhsuk-frontend" / "assets", check_dir=False),
         name="nhsuk-assets",
     )
-    for module in (sign_in, patient_pages, clinician_pages, review_pages, privacy_pages):
+    pages = (sign_in, patient_pages, clinician_pages, questionnaire_pages, review_pages)
+    for module in (*pages, privacy_pages):
         app.include_router(module.router)
 
     @app.exception_handler(SignInNeeded)

@@ -216,7 +216,7 @@ def _message(request: Request, session: Any, title: str, message: str, status: i
 
 @router.get("/clinician/patients/{patient_id}")
 async def timeline(
-    request: Request, patient_id: str, type: str = "", recorded: str = ""
+    request: Request, patient_id: str, type: str = "", recorded: str = "", submitted: str = ""
 ) -> Response:
     """The shared record as one timeline across organisations, filterable by type."""
     session = await session_for(request, ROLE)
@@ -245,5 +245,6 @@ async def timeline(
         notices=record.notices,
         break_glass_reason=session.break_glass.get(patient_id),
         recorded=bool(recorded),
+        submitted=bool(submitted),
         organisations=sorted({e.org_name for e in record.entries if e.org_name}),
     )

@@ -210,6 +210,17 @@ def test_clinician_journey(browser_page, live_server) -> None:  # type: ignore[n
     page.get_by_role("button", name="Filter").click()
     assert "type=Observation" in page.url
     check(page, "clinician-timeline-filtered")
+    # a questionnaire pre-filled from the register: confirm one answer, type another, submit
+    page.get_by_role("link", name="Start a hospital admission clerking, pre-filled").click()
+    assert page.get_by_role("heading", name="Admission clerking").is_visible()
+    check(page, "clinician-questionnaire")
+    page.get_by_role("group", name="Past medical history").get_by_label(
+        "Confirmed with the patient"
+    ).check()
+    page.get_by_role("group", name="Weight").get_by_label("Answer").fill("82")
+    page.get_by_role("button", name="Submit answers").click()
+    page.wait_for_load_state()
+    assert page.get_by_text("The answers are saved in the shared record").is_visible()
     # break-glass for a patient the hospital has no relationship with
     page.goto("/clinician?nhs=9990000034")
     page.get_by_label("Reason for emergency access").fill(
