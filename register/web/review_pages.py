@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from fhir_adapters.detected_issue import RULE_DISPLAY
 from register.api.deps import db_of, settings_of
+from register.relationships import ODS_SYSTEM
 from register.review.keys import review_key
 from register.review.report import (
     DIMENSIONS,
@@ -28,6 +29,7 @@ from register.review.report import (
     record_improvement_action,
     to_csv,
 )
+from register.web.fhir_client import Fhir
 from register.web.guard import form_of, session_for
 from register.web.render import SECURITY_HEADERS, page
 
@@ -111,6 +113,19 @@ def _trends(review: Review) -> list[dict[str, Any]]:
     return out
 
 
+async def _labels(request: Request, session: Any) -> dict[str, str]:
+    """Words for the codes in the counts: rule names, and organisations' names by ODS code
+    (read from the shared directory through the FHIR API, as the reviewer)."""
+    answer = await Fhir(request, session).get("Organization", params={"_count": "1000"})
+    names = {
+        i["value"]: f"{r.get('name') or i['value']} ({i['value']})"
+        for r in answer.entries("Organization")
+        for i in r.get("identifier") or []
+        if i.get("system") == ODS_SYSTEM and i.get("value")
+    }
+    return {**names, **RULE_DISPLAY}
+
+
 @router.get("/review")
 async def dashboard(request: Request) -> Response:
     """The review dashboard: counts, rates, XmR trends and the improvement actions log."""
@@ -128,6 +143,7 @@ async def dashboard(request: Request) -> Response:
         trends=_trends(review),
         actions=review.actions,
         rules=RULE_DISPLAY,
+        labels=await _labels(request, session),
         total=len(review.findings),
     )
 
@@ -147,6 +163,7 @@ async def drill_down(request: Request) -> Response:
         chosen=chosen,
         rows=rows,
         rules=RULE_DISPLAY,
+        labels=await _labels(request, session),
         csv_query="&".join(f"{k}={v}" for k, v in chosen.items()),
     )
 

@@ -154,9 +154,10 @@ def record_break_glass(request: Request, session: WebSession, patient_id: str, r
         )
 
 
-def end(request: Request, response: Response, session: WebSession | None) -> None:
-    """Delete the session row and the cookie."""
+def end(request: Request, response: Response | None, session: WebSession | None) -> None:
+    """Delete the session row, and the cookie when ``response`` is given."""
     if session is not None:
         with db_of(request).write() as conn:
             conn.execute(delete(S).where(S.c.key_hash == session.key_hash))
-    response.delete_cookie(COOKIE, path="/", secure=is_https(request), httponly=True)
+    if response is not None:
+        response.delete_cookie(COOKIE, path="/", secure=is_https(request), httponly=True)

@@ -104,8 +104,17 @@ async def sign_in(request: Request) -> Response:
         display=user.display,  # type: ignore[attr-defined]
     )
     response = RedirectResponse(home_of(identity.role), status_code=303)
-    await run_in_threadpool(sessions.start, request, response, identity)
+    await run_in_threadpool(_replace_session, request, response, identity)
     return response
+
+
+def _replace_session(request: Request, response: Response, identity: sessions.Identity) -> None:
+    """A new session (new key) for every sign-in; any session the browser had is ended."""
+    previous = sessions.load(request)
+    if previous is not None:
+        fhir_client.forget(previous)
+        sessions.end(request, None, previous)
+    sessions.start(request, response, identity)
 
 
 @router.post("/sign-out")
@@ -152,7 +161,7 @@ async def oidc_callback(request: Request, code: str = "", state: str = "") -> Re
         )
     response = RedirectResponse(home_of(identity.role), status_code=303)
     response.delete_cookie(oidc.COOKIE, path="/")
-    await run_in_threadpool(sessions.start, request, response, identity)
+    await run_in_threadpool(_replace_session, request, response, identity)
     return response
 
 

@@ -180,6 +180,7 @@ def test_review_dashboard_csv_and_actions(browser_client, demo_app, token_for) -
     words = text_of(page.text)
     assert "By rule" in words and "Improvement actions" in words
     assert "Repeat investigation inside its minimum retesting interval" in words
+    assert "Community Diabetes Team (Y02002)" in words  # organisations named, not just coded
     assert "XmR chart" in page.text and "Special cause" in words
     csv = browser_client.get("/review/counts.csv?by=rule,month")
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")

@@ -122,3 +122,16 @@ def test_pages_are_not_cached_and_refuse_framing(browser_client) -> None:
     assert answer.headers["cache-control"] == "no-store"
     assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
     assert "script-src 'self'" in answer.headers["content-security-policy"]
+
+
+def test_signing_in_again_replaces_the_session(browser_client, engine) -> None:
+    sign_in(browser_client, "margaret")
+    first = browser_client.cookies.get("careregister_session")
+    sign_in(browser_client, "dr.patel")
+    second = browser_client.cookies.get("careregister_session")
+    assert first != second
+    with engine.connect() as conn:
+        rows = conn.execute(select(web_session_table.c.username)).scalars().all()
+    assert rows == ["dr.patel"]  # the earlier session is gone, not just forgotten by the browser
+    browser_client.cookies.set("careregister_session", first)
+    assert browser_client.get("/my", follow_redirects=False).status_code == 303
