@@ -32,9 +32,14 @@ INACTIVE = frozenset(
 
 
 def _code_key(resource: dict[str, Any]) -> str:
-    for coding in (resource.get("code") or {}).get("coding") or []:
-        if coding.get("code"):
-            return f"{coding.get('system')}|{coding['code']}"
+    """Which test a result is of: HbA1c by any of its codes, else the LOINC code, else the
+    first code (organisations code the same test with different systems first)."""
+    if _is_hba1c(resource):
+        return "hba1c"
+    codings = [c for c in (resource.get("code") or {}).get("coding") or [] if c.get("code")]
+    chosen = next((c for c in codings if c.get("system") == LOINC), codings[0] if codings else None)
+    if chosen is not None:
+        return f"{chosen.get('system')}|{chosen['code']}"
     return plain.concept(resource.get("code"))
 
 

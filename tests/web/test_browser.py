@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -88,10 +89,41 @@ def live_server(
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the app did not start under uvicorn")
         time.sleep(0.05)
+    _seed_repeat_tests(app, root)
     yield root, engine
     server.should_exit = True
     thread.join(timeout=10)
     engine.dispose()
+
+
+def _seed_repeat_tests(app: Any, root: str) -> None:
+    """The diabetes team repeats an HbA1c every few days: findings for the review to show."""
+    import httpx
+
+    from auth.principal import Role
+
+    issued = app.state.access.endpoints(f"{root}/fhir").issuer.issue(
+        role=Role.SYSTEM,
+        subject="seed",
+        client_id="browser-test-seed",
+        scope="system/*.cruds",
+        organisation="Y02002",
+    )
+    headers = {"Authorization": f"Bearer {issued.access_token}"}
+    for n in range(6):
+        observation = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {
+                "coding": [{"system": "http://loinc.org", "code": "59261-8"}],
+                "text": "HbA1c",
+            },
+            "subject": {"reference": "Patient/demo-margaret-thompson"},
+            "effectiveDateTime": f"2025-07-{2 + 3 * n:02d}T09:00:00Z",
+            "valueQuantity": {"value": 50 + n, "unit": "mmol/mol"},
+        }
+        answer = httpx.post(f"{root}/fhir/Observation", json=observation, headers=headers)
+        assert answer.status_code == 201, answer.text
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +272,11 @@ def test_reviewer_journey(browser_page) -> None:  # type: ignore[no-untyped-def]
     page = browser_page
     sign_in(page, "reviewer")
     assert page.get_by_role("heading", name="Duplicated work").is_visible()
+    page.wait_for_function(
+        "() => { const c = document.querySelector('canvas');"
+        " return c && window.Chart && Chart.getChart(c) !== undefined; }"
+    )
+    assert page.get_by_role("table", name=re.compile("per 1,000 relevant actions by month")).count()
     check(page, "review-dashboard")
     page.get_by_label("What was done").fill("Hospital reads HbA1c from the register first")
     page.get_by_label("Date of the change").fill("2026-11-01")
@@ -247,6 +284,7 @@ def test_reviewer_journey(browser_page) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_load_state()
     assert page.get_by_text("Hospital reads HbA1c from the register first").is_visible()
     page.goto("/review/findings?rule=repeat-test")
+    assert page.get_by_role("table", name="De-identified findings").is_visible()
     check(page, "review-findings")
 
 

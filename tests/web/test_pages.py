@@ -203,3 +203,29 @@ def test_review_dashboard_csv_and_actions(browser_client, demo_app, token_for) -
     )
     assert answer.status_code == 303
     assert "HbA1c results shared with the hospital lab system" in browser_client.get("/review").text
+
+
+def test_duplicate_findings_are_shown_beside_the_entries_they_concern(
+    browser_client, demo_app, token_for
+) -> None:
+    _repeat_hba1c_tests(demo_app, token_for, 1)
+    sign_in(browser_client, "dr.patel")
+    page = browser_client.get("/clinician/patients/demo-margaret-thompson?type=Observation").text
+    cards = page.split('<li class="nhsuk-card')[1:]
+    flagged = [c for c in cards if "Duplicate" in c]
+    assert len(flagged) >= 1
+    # the finding sits in the card of the repeated HbA1c (2 July 2025), saying what it repeated
+    assert all("HbA1c" in c for c in flagged)
+    assert any("2 July 2025" in c and "HbA1c was measured" in text_of(c) for c in flagged)
+
+
+def test_one_hba1c_trend_across_organisations_coding_it_differently(
+    browser_client, demo_app, token_for
+) -> None:
+    _repeat_hba1c_tests(demo_app, token_for, 2)  # the diabetes team codes it by LOINC only
+    sign_in(browser_client, "margaret")
+    page = browser_client.get("/my").text
+    assert page.count("HbA1c over time</caption>") == 1
+    words = text_of(page)
+    assert "50 mmol/mol Community Diabetes Team" in words
+    assert "62 mmol/mol Riverside Medical Practice" in words
