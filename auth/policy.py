@@ -18,12 +18,21 @@ Break-glass: :func:`break_glass_claim` says whether a request claims emergency a
 token purpose ``BTG``/``ETREAT``) and whether the caller may; :func:`should_record_grant` whether
 a new time-limited grant must be recorded for the patient in question.
 
-A :class:`Sight` is a *union of grants* (any grant makes a row visible), narrowed by scopes. The
-consent issue extends it with *withholdings* applied on top of the union (a patient's Consent
-provisions by organisation, data class, code, security label, period and purpose; sensitive
-labels withheld by default; items not to be disclosed to the patient): a new field of
-``Sight``, facts loaded like care relationships, and one more ANDed condition in the one
-translator. Nothing here assumes the union is final.
+A :class:`Sight` is a *union of grants* (any grant makes a row visible), narrowed by scopes, with
+*withholdings* on top (docs/consent.md, README "What is shared: consent"):
+
+- :attr:`Sight.consent` (a :class:`ConsentRule`): a row reached only through a care relationship
+  is shared only as the patient's Consent allows (provisions by organisation, data class, code,
+  security label, data period and purpose, nested as R4 defines; the deepest matching provision
+  decides, deny winning a tie; no matching provision: the default model, opt-out shares and
+  opt-in does not), and a *sensitive* row (a sensitive security label) only when a permit
+  names its label or code. An organisation's own records and break-glass are not withheld.
+- :attr:`Sight.not_for_patient`: rows carrying one of these labels are withheld from the
+  patient's own view (safeguarding), and only from it.
+
+The Consent provisions are facts loaded like care relationships (``consent_provision`` rows
+derived on every Consent write) and evaluated by the database at query time, so the patient's
+current choice applies to the very next request.
 
 Relationships and break-glass grants are described, not enumerated: a ``Sight`` says "patients
 in an active care relationship with organisation X or practitioner Y (encounters count for N
@@ -36,7 +45,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from auth.principal import BREAK_GLASS_PURPOSES, Principal, PurposeOfUse, Role
@@ -181,6 +190,20 @@ ROLE_RULES: Mapping[Role, RoleRule] = {
 data through the FHIR API (their work is aggregates, clients and keys, and audit trails)."""
 
 
+class SharingModel(StrEnum):
+    """What happens to a patient's record when no Consent provision says otherwise."""
+
+    OPT_OUT = "opt-out"
+    """Implied consent for direct care: shared unless the patient's Consent withholds it."""
+    OPT_IN = "opt-in"
+    """Shared only where the patient's Consent permits it."""
+
+
+ALWAYS_SHARED_TYPES: frozenset[str] = frozenset({"Patient", "Consent"})
+"""Types never withheld by a Consent from those in a care relationship: who the patient is, and
+what they chose to share (a clinician must be able to see that a patient opted out)."""
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """The settings the policy needs."""
@@ -189,6 +212,14 @@ class PolicyConfig:
     """Days after an encounter ends that it still opens the record."""
     break_glass_minutes: int = 240
     """How long a break-glass grant lasts."""
+    sharing_model: SharingModel = SharingModel.OPT_OUT
+    """The default sharing model (``REGISTER_CONSENT_DEFAULT_MODEL``)."""
+    sensitive_labels: frozenset[str] = frozenset()
+    """``system|code`` security labels that make a resource sensitive (restricted
+    confidentiality and the sensitive categories of ``register/data/sensitive-codes.json``)."""
+    not_for_patient_labels: frozenset[str] = frozenset()
+    """``system|code`` security labels of items not to be disclosed to the patient."""
+    always_shared_types: frozenset[str] = ALWAYS_SHARED_TYPES
 
 
 @dataclass(frozen=True)
@@ -277,6 +308,34 @@ class CareParty:
 
 
 @dataclass(frozen=True)
+class ConsentRule:
+    """The withholding a patient's Consent and sensitive labels apply to rows a requester
+    reaches through a care relationship (not to its own organisation's rows, not under
+    break-glass).
+
+    A row of patient P is shared with ``recipient`` for ``purpose`` when its type is in
+    ``always_shared``, or:
+
+    - it is *sensitive* (a label in ``sensitive_labels``): some permit provision of P's Consent
+      that matches the row names one of its labels or its code, and no deny provision matching
+      the row is as deep or deeper;
+    - otherwise: the deepest provisions of P's Consent matching the row permit (deny wins a
+      tie); when none matches, ``model`` decides (opt-out shares, opt-in does not).
+
+    A provision matches a row when each criterion it (or a provision it is nested in) states
+    holds: ``actor`` is the recipient organisation, ``purpose`` the request's purpose, ``class``
+    the row's type, ``code`` one of its codes, ``securityLabel`` one of its labels,
+    ``dataPeriod`` overlaps its clinical date, and the provision's ``period`` includes now.
+    """
+
+    model: SharingModel
+    recipient: str | None
+    purpose: str
+    sensitive_labels: frozenset[str]
+    always_shared: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Sight:
     """What a requester may see, as data. A row is visible when ``everything`` is set, or when
     the scopes admit its type (``scope`` None: they do not narrow; empty: nothing) AND at least
@@ -290,6 +349,10 @@ class Sight:
       holder;
     - ``own_patient``: the row is in this patient's record;
     - ``shared_types``: the row belongs to no patient and its type is one of these.
+
+    Withholdings narrow two of the grants: a row reached through ``care_of`` only counts when
+    ``consent`` (if set) shares it, and a row of ``own_patient`` only when it carries none of
+    the ``not_for_patient`` labels.
     """
 
     everything: bool = False
@@ -299,6 +362,13 @@ class Sight:
     break_glass_holder: str | None = None
     own_patient: str | None = None
     shared_types: frozenset[str] = field(default_factory=frozenset)
+    consent: ConsentRule | None = None
+    not_for_patient: frozenset[str] = field(default_factory=frozenset)
+
+    def without_withholdings(self) -> Sight:
+        """This sight with no consent or not-for-patient withholding (to tell whether a
+        withholding removed anything, and to explain a decision)."""
+        return replace(self, consent=None, not_for_patient=frozenset())
 
 
 EVERYTHING = Sight(everything=True)
@@ -341,6 +411,7 @@ def sight(
             ),
             break_glass_holder=holder_key(principal),
             shared_types=DIRECTORY_TYPES,
+            consent=consent_rule(principal, config),
         )
     if role is Role.SYSTEM:
         return Sight(
@@ -348,11 +419,30 @@ def sight(
             own_organisation=principal.organisation,
             care_of=CareParty(principal.organisation, None, config.encounter_window_days),
             shared_types=DIRECTORY_TYPES,
+            consent=consent_rule(principal, config),
         )
     if role is Role.PATIENT:
-        return Sight(scope=scope, own_patient=principal.patient_id, shared_types=DIRECTORY_TYPES)
+        return Sight(
+            scope=scope,
+            own_patient=principal.patient_id,
+            shared_types=DIRECTORY_TYPES,
+            not_for_patient=config.not_for_patient_labels,
+        )
     # Reviewers, administrators, privacy officers: shared directory data only.
     return Sight(scope=scope, shared_types=rule.read_types or frozenset())
+
+
+def consent_rule(principal: Principal, config: PolicyConfig) -> ConsentRule:
+    """The consent withholding for a clinician or organisation system: provisions are matched
+    against its organisation and its purpose of use (treatment unless the token says otherwise)."""
+    purpose = principal.purpose_of_use or PurposeOfUse.TREAT
+    return ConsentRule(
+        model=config.sharing_model,
+        recipient=principal.organisation,
+        purpose=purpose.value,
+        sensitive_labels=config.sensitive_labels,
+        always_shared=config.always_shared_types,
+    )
 
 
 def _scope_grants(

@@ -24,6 +24,7 @@ from auth.policy import FhirInteraction, PolicyConfig, Refusal, admit
 from auth.principal import Principal
 from auth.token_cache import VerifiedTokens
 from auth.tokens import TokenIssuer, TokenVerifier, TrustedIssuer
+from register import consent_config
 from register.access_clients import DbClients, DbJtiStore
 from register.access_request import RequestAccess
 from register.db import Database
@@ -61,6 +62,7 @@ class AccessService:
         self.config = PolicyConfig(
             encounter_window_days=settings.auth_relationship_window_days,
             break_glass_minutes=settings.auth_break_glass_minutes,
+            **consent_config.policy_settings(settings.consent_default_model),
         )
         self.keys = KeyStore(
             settings.data_dir / "keys",

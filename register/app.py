@@ -11,7 +11,10 @@ from starlette.routing import Route as StarletteRoute
 
 from register import auth_routes
 from register.access_service import AccessService
-from register.api import everything_route  # noqa: F401  (registers $everything)
+from register.api import (
+    consent_route,  # noqa: F401  (registers $access-explain)
+    everything_route,  # noqa: F401  (registers $everything)
+)
 from register.api.errors import install_error_handlers
 from register.api.fhir_routes import build_dispatcher
 from register.api.middleware import RequestMiddleware

@@ -14,6 +14,7 @@ Parameters: ``_since`` (changed at or after an instant), ``_type`` (comma-separa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -24,6 +25,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from fhir_adapters.bundles import bundle_bytes, entry_bytes
 from fhir_adapters.operation_outcome import outcome_bytes, warning
 from register import interactions, storage
+from register.consent_notice import notice_entries, withheld_visibility
 from register.context import RequestContext
 from register.errors import FhirError, bad_request, not_found
 from register.paging import decode_cursor, encode_cursor
@@ -102,6 +104,10 @@ def everything_bundle(
     if ignored:
         issues = [warning("not-supported", f"Ignored {n}.", n) for n in ignored]
         entries.append(entry_bytes(resource=outcome_bytes(issues), search={"mode": "outcome"}))
+    withheld = withheld_visibility(ctx)
+    if withheld is not None:  # the whole record, not this page: nothing said about counts
+        hidden = _members(conn, replace(ctx, visibility=withheld), patient_id, types, since, 0, 1)
+        entries += notice_entries(bool(hidden))
     path = f"Patient/{patient_id}/$everything"
     kept = [(k, v) for k, v in params if k in _KNOWN and k != "_page"]
     current = [("_page", token) for token in [_last_page(params)] if token is not None]

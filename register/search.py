@@ -24,6 +24,7 @@ from fhir_adapters.bundles import bundle_bytes, entry_bytes
 from fhir_adapters.operation_outcome import outcome_bytes, warning
 from fhir_adapters.search_subset import subset
 from register import storage
+from register.consent_notice import notice_entries, withheld_visibility
 from register.context import RequestContext
 from register.errors import bad_request
 from register.paging import decode_cursor, encode_cursor
@@ -109,6 +110,7 @@ def search_bundle(
     links = [("self", _link(ctx, path, plan.applied, cursor))]
     outcome = _outcome_entry(plan.ignored)
     if result.summary == "count" or count == 0:
+        outcome += notice_entries(_withheld(conn, ctx, plan, [], set()))
         return bundle_bytes(
             "searchset", outcome, total=_total(conn, plan, accurate=True), links=links
         )
@@ -134,7 +136,25 @@ def search_bundle(
     extras = storage.read_many(conn, ctx.visibility, [n.pk for n in extra])
     entries = [_entry(ctx, v, "match", result.summary, result.elements) for v in shown]
     entries += [_entry(ctx, extras[n.pk], "include", None, ()) for n in extra if n.pk in extras]
+    outcome += notice_entries(_withheld(conn, ctx, plan, matches, set(extras)))
     return bundle_bytes("searchset", [*entries, *outcome], total=total, links=links)
+
+
+def _withheld(
+    conn: Connection, ctx: RequestContext, plan: Plan, matches: list[Node], included_pks: set[int]
+) -> bool:
+    """Whether the requester's consent withholdings removed a match of this search (any page)
+    or a resource these matches would include (register/consent_notice.py)."""
+    withheld = withheld_visibility(ctx)
+    if withheld is None:
+        return False
+    if conn.execute(plan.matches_under(withheld, 1)).first() is not None:
+        return True
+    result = plan.result
+    if not matches or not (result.include or result.revinclude):
+        return False
+    reachable = included(conn, withheld.relaxed, matches, result.include, result.revinclude)
+    return any(node.pk not in included_pks for node in reachable)
 
 
 def _total(conn: Connection, plan: Plan, *, accurate: bool) -> int | None:

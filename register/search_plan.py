@@ -113,6 +113,16 @@ class Plan:
         capped = select(self.res.c.pk).where(*self.conditions).limit(cap + 1).subquery("capped")
         return select(func.count()).select_from(capped)
 
+    def matches_under(self, visibility: Visibility, limit: int) -> Select:
+        """Up to ``limit`` pks matching the criteria whose own row meets ``visibility`` instead
+        of the plan's (chained and ``_has`` resources keep the plan's visibility): how the
+        withheld-items notice asks whether a withholding removed a match."""
+        return (
+            select(self.res.c.pk)
+            .where(live(self.res, visibility), *self.conditions[1:])
+            .limit(limit)
+        )
+
     def matches(self, limit: int) -> Select:
         """The first ``limit`` matching pks in pk order (conditional interactions)."""
         return select(self.res.c.pk).where(*self.conditions).order_by(self.res.c.pk).limit(limit)

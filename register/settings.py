@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         le=3650,
         description="Days after an encounter ends that it still counts as a care relationship.",
     )
+    consent_default_model: Literal["opt-out", "opt-in"] = Field(
+        default="opt-out",
+        description=(
+            "Sharing when a patient's Consent says nothing: `opt-out` (implied consent for "
+            "direct care, shared unless withheld) or `opt-in` (shared only where permitted)."
+        ),
+    )
 
     auth_password_login: bool = Field(
         default=True,

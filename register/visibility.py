@@ -36,8 +36,10 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    case,
     exists,
     false,
+    func,
     literal,
     literal_column,
     or_,
@@ -49,10 +51,15 @@ from sqlalchemy.sql.elements import _anonymous_label
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from auth.policy import CareParty, ScopeGrant, Sight
+from auth.policy import CareParty, ConsentRule, ScopeGrant, SharingModel, Sight
 from auth.scopes import Constraint
 from register.access_schema import break_glass_table, identifier_table, relationship_table
+from register.consent_config import load as consent_data
+from register.consent_schema import provision_table
 from register.db_types import UTCDateTime
+from register.schema import resource_table as RESOURCES
+from register.search_schema import date_table as D
+from register.search_schema import reference_table as REFS
 
 try:  # the token index arrives with the search issue; until then constraints match nothing
     from register.search_schema import token_table as T
@@ -196,6 +203,16 @@ def _canonical(sight: Sight) -> str:
             sight.break_glass_holder,
             sight.own_patient,
             sorted(sight.shared_types),
+            None
+            if sight.consent is None
+            else (
+                sight.consent.model.value,
+                sight.consent.recipient,
+                sight.consent.purpose,
+                sorted(sight.consent.sensitive_labels),
+                sorted(sight.consent.always_shared),
+            ),
+            sorted(sight.not_for_patient),
         )
     )
 
@@ -230,6 +247,35 @@ class SightVisibility:
         return f"SightVisibility({self.sight!r})"
 
 
+class WithheldVisibility:
+    """The rows a :class:`Sight`'s withholdings (consent, sensitive labels, not-for-patient)
+    remove: visible without them, not visible with them. Used only to tell a clinician that
+    something was left out, never to return those rows."""
+
+    __slots__ = ("_clauses", "relaxed", "strict")
+
+    def __init__(self, sight: Sight) -> None:
+        self.strict = SightVisibility(sight)
+        self.relaxed = SightVisibility(sight.without_withholdings())
+        self._clauses: dict[int, tuple[Table, ColumnElement[bool]]] = {}
+
+    def resource_clause(self, resource: Table) -> ColumnElement[bool]:
+        """Rows of ``resource`` visible but for the withholdings."""
+        cached = self._clauses.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        strict = sight_clause(self.strict.sight, resource)
+        relaxed = sight_clause(self.relaxed.sight, resource)
+        clause: ColumnElement[bool] = and_(
+            true() if relaxed is None else relaxed, false() if strict is None else ~strict
+        )
+        if not isinstance(resource.name, _anonymous_label):
+            clause = _Condition(clause, f"withheld|{resource.name}|{_canonical(self.strict.sight)}")
+        if len(self._clauses) < 16:
+            self._clauses[id(resource)] = (resource, clause)
+        return clause
+
+
 def sight_clause(sight: Sight, resource: Table) -> ColumnElement[bool] | None:
     """The SQL condition for ``sight`` over rows of ``resource`` (None: no limit)."""
     if sight.everything:
@@ -239,11 +285,17 @@ def sight_clause(sight: Sight, resource: Table) -> ColumnElement[bool] | None:
     if sight.own_organisation is not None:
         grants.append(R.author_org == _Const(sight.own_organisation))
     if sight.own_patient is not None:
-        grants.append(R.patient_id == _Const(sight.own_patient))
+        own = R.patient_id == _Const(sight.own_patient)
+        if sight.not_for_patient:
+            own = and_(own, ~not_for_patient(resource, sight.not_for_patient))
+        grants.append(own)
     if sight.shared_types:
         grants.append(and_(R.patient_id.is_(None), _type_in(R.resource_type, sight.shared_types)))
     if sight.care_of is not None:
-        grants.append(care_condition(sight.care_of, R.patient_id))
+        cared = care_condition(sight.care_of, R.patient_id)
+        if sight.consent is not None:
+            cared = and_(cared, consent_condition(sight.consent, resource))
+        grants.append(cared)
     if sight.break_glass_holder is not None:
         grants.append(break_glass_condition(sight.break_glass_holder, R.patient_id))
     rows = or_(*grants) if grants else false()
@@ -306,6 +358,207 @@ def break_glass_condition(holder: str, patient: ColumnElement[Any]) -> ColumnEle
             G.c.expires_at > _Now(),
         )
     )
+
+
+# --- consent -------------------------------------------------------------------------------
+
+P = provision_table
+
+
+def labelled(resource: Table, labels: Iterable[str], role: str) -> ColumnElement[bool]:
+    """Whether the row carries one of ``labels`` (``system|code``) in ``meta.security``."""
+    if T is None:
+        return true()  # fail closed: without the index every row counts as labelled
+    tok = T.alias(f"lbl_{role}")
+    pairs = []
+    for label in sorted(labels):
+        system, _, code = label.rpartition("|")
+        pairs.append(and_(tok.c.code == _Const(code), tok.c.system == _Const(system)))
+    return exists(
+        select(_ONE)
+        .where(
+            tok.c.resource_pk == resource.c.pk,
+            tok.c.param == _Const("_security"),
+            or_(*pairs) if pairs else false(),
+        )
+        .correlate_except(tok)
+    )
+
+
+DENY, EXPLICIT_PERMIT, PERMIT = 0, 1, 2
+"""The deciding rule's verdict, in the order a tie at one depth is broken."""
+
+
+def not_for_patient(resource: Table, labels: frozenset[str]) -> ColumnElement[bool]:
+    """The row, or the target of a Provenance row, carries a not-for-patient label."""
+    link = REFS.alias("nfp_link")
+    target = RESOURCES.alias("nfp_target")
+    target_labelled = exists(
+        select(_ONE)
+        .where(
+            link.c.resource_pk == resource.c.pk,
+            link.c.param == _Const("target"),
+            target.c.resource_type == link.c.target_type,
+            target.c.resource_id == link.c.target_id,
+            labelled(target, labels, "nfpt"),
+        )
+        .correlate_except(link, target)
+    )
+    return or_(
+        labelled(resource, labels, "nfp"),
+        and_(resource.c.resource_type == _Const("Provenance"), target_labelled),
+    )
+
+
+def consent_condition(
+    rule: ConsentRule, resource: Table, *, follow_provenance: bool = True
+) -> ColumnElement[bool]:
+    """Whether the patient's Consent shares a row with ``rule.recipient`` (see
+    :class:`auth.policy.ConsentRule`), evaluated over ``consent_provision`` at query time::
+
+        COALESCE((SELECT verdict of the deciding rule), <default>)
+            BETWEEN 1 AND (CASE WHEN <row is sensitive> THEN 1 ELSE 2 END)
+
+    where the verdict is 0 (deny), 1 (permit naming a label or code) or 2 (other permit), and
+    the default (no rule matches) 2 for opt-out and 0 for opt-in. A Provenance is shared when
+    its target is (it names what was recorded, and by whom).
+    """
+    R = resource.c
+    default = PERMIT if rule.model is SharingModel.OPT_OUT else DENY
+    verdict = func.coalesce(deciding_verdict(rule, resource, "c"), literal_column(str(default)))
+    if rule.sensitive_labels:
+        ceiling: ColumnElement[Any] = case(
+            (labelled(resource, rule.sensitive_labels, "sens"), literal_column("1")),
+            else_=literal_column("2"),
+        )
+    else:
+        ceiling = literal_column("2")
+    decided = verdict.between(literal_column("1"), ceiling)
+    if follow_provenance:
+        decided = case(
+            (R.resource_type == _Const("Provenance"), _target_shared(rule, resource)),
+            else_=decided,
+        )
+    if rule.always_shared:
+        return or_(_type_in(R.resource_type, rule.always_shared), decided)
+    return decided
+
+
+def _target_shared(rule: ConsentRule, resource: Table) -> ColumnElement[bool]:
+    """The Provenance's target is the recipient organisation's own record, or shared with it."""
+    link = REFS.alias("prov_link")
+    target = RESOURCES.alias("prov_target")
+    own = target.c.author_org == _Const(rule.recipient) if rule.recipient is not None else false()
+    return exists(
+        select(_ONE)
+        .where(
+            link.c.resource_pk == resource.c.pk,
+            link.c.param == _Const("target"),
+            target.c.resource_type == link.c.target_type,
+            target.c.resource_id == link.c.target_id,
+            or_(own, consent_condition(rule, target, follow_provenance=False)),
+        )
+        .correlate_except(link, target)
+    )
+
+
+def deciding_verdict(rule: ConsentRule, resource: Table, role: str) -> ColumnElement[Any]:
+    """The verdict of the rule that decides for the row (None when no rule matches): the
+    deepest matching rule; at one depth a deny, then a permit naming a label or code."""
+    p = P.alias(f"cp_{role}")
+    verdict = case(
+        (p.c.effect == _Const("deny"), literal_column(str(DENY))),
+        (
+            or_(p.c.label_code.is_not(None), p.c.code.is_not(None)),
+            literal_column(str(EXPLICIT_PERMIT)),
+        ),
+        else_=literal_column(str(PERMIT)),
+    )
+    return (
+        select(verdict)
+        .where(provision_matches(rule, resource, p))
+        .order_by(p.c.depth.desc(), verdict)
+        .limit(1)
+        .correlate_except(p)
+        .scalar_subquery()
+    )
+
+
+def provision_matches(rule: ConsentRule, resource: Table, p: Any) -> ColumnElement[bool]:
+    """Whether the provision rule row ``p`` (an alias of ``consent_provision``) applies to the
+    row: same patient, and every criterion it states holds for this requester and row."""
+    R = resource.c
+    now = _Now()
+    actor = (
+        p.c.actor.is_(None)
+        if rule.recipient is None
+        else func.coalesce(p.c.actor, _Const(rule.recipient)) == _Const(rule.recipient)
+    )
+    return and_(
+        p.c.patient_id == R.patient_id,
+        actor,
+        func.coalesce(p.c.purpose, _Const(rule.purpose)) == _Const(rule.purpose),
+        func.coalesce(p.c.resource_type, R.resource_type) == R.resource_type,
+        or_(p.c.valid_from.is_(None), p.c.valid_from <= now),
+        or_(p.c.valid_to.is_(None), p.c.valid_to > now),
+        or_(p.c.code.is_(None), _token_match(resource, p, "code", p.c.code_system, p.c.code)),
+        or_(
+            p.c.label_code.is_(None),
+            _token_match(resource, p, "_security", p.c.label_system, p.c.label_code),
+        ),
+        or_(p.c.data_start.is_(None) & p.c.data_end.is_(None), _in_period(resource, p)),
+    )
+
+
+def _token_match(
+    resource: Table, p: Any, param: str, system: Any, code: Any
+) -> ColumnElement[bool]:
+    tok = T.alias(f"{p.name}_{param.strip('_')}")
+    return exists(
+        select(_ONE)
+        .where(
+            tok.c.resource_pk == resource.c.pk,
+            tok.c.param == _Const(param),
+            tok.c.code == code,
+            func.coalesce(system, tok.c.system) == tok.c.system,
+        )
+        .correlate_except(tok)
+    )
+
+
+def _in_period(resource: Table, p: Any) -> ColumnElement[bool]:
+    """The row's clinical date (its date search parameters; else when it was last recorded)
+    overlaps the provision's dataPeriod."""
+    params = consent_data().clinical_date_params
+    d = D.alias(f"{p.name}_date")
+    first = (
+        select(func.min(d.c.low))
+        .where(d.c.resource_pk == resource.c.pk, _in_names(d.c.param, params))
+        .correlate_except(d)
+        .scalar_subquery()
+    )
+    last = (
+        select(func.max(d.c.high))
+        .where(d.c.resource_pk == resource.c.pk, _in_names(d.c.param, params))
+        .correlate_except(d)
+        .scalar_subquery()
+    )
+    # Without a clinical date, the moment it was recorded counts (as microseconds, like the
+    # index): compared through the provision's own datetime columns instead.
+    dated = and_(
+        func.coalesce(p.c.data_end_us, first + 1) > first,
+        func.coalesce(p.c.data_start_us, last - 1) < last,
+    )
+    undated = and_(
+        first.is_(None),
+        or_(p.c.data_end.is_(None), resource.c.last_updated < p.c.data_end),
+        or_(p.c.data_start.is_(None), resource.c.last_updated >= p.c.data_start),
+    )
+    return or_(dated, undated)
+
+
+def _in_names(column: ColumnElement[Any], names: Iterable[str]) -> ColumnElement[bool]:
+    return or_(*(column == _Const(n) for n in names))
 
 
 def scope_condition(

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from fhir_adapters.operation_outcome import Issue
-from register import access_writes, provenance, relationships, sensitivity
+from register import access_writes, consent_facts, provenance, relationships, sensitivity
 from register.context import RequestContext
 from register.duplicates import detect as duplicates
 from register.storage import Current, Version
@@ -32,6 +32,7 @@ def before_write(
     """The resource to store (possibly amended); raise FhirError to refuse the write."""
     resource = access_writes.before_write(conn, ctx, resource, current=current, method=method)
     resource = sensitivity.label_sensitive(resource)
+    resource = consent_facts.before_write(conn, ctx, resource)
     return resource
 
 
@@ -48,6 +49,7 @@ def after_write(
     if resource is None:
         access_writes.check_delete(conn, ctx, version, previous=previous)
     relationships.after_write(conn, ctx, version, resource, previous=previous)
+    consent_facts.after_write(conn, ctx, version, resource, previous=previous)
     provenance.after_write(conn, ctx, version, resource, previous=previous)
     warnings += duplicates.check_write(conn, ctx, version, resource, previous=previous)
     return warnings
