@@ -23,6 +23,7 @@ from register.web import (
     privacy_pages,
     questionnaire_pages,
     review_pages,
+    sharing_pages,
     sign_in,
 )
 from register.web.csrf import CsrfError
@@ -45,7 +46,7 @@ def install(app: FastAPI) -> None:
         name="nhsuk-assets",
     )
     pages = (sign_in, patient_pages, clinician_pages, questionnaire_pages, review_pages)
-    for module in (*pages, privacy_pages):
+    for module in (*pages, sharing_pages, privacy_pages):
         app.include_router(module.router)
 
     @app.exception_handler(SignInNeeded)

@@ -43,7 +43,7 @@ SECURITY_HEADERS = {
 }
 
 NAVIGATION: dict[str, list[tuple[str, str]]] = {
-    "patient": [("/my", "My summary")],
+    "patient": [("/my", "My summary"), ("/my/sharing", "My sharing choices")],
     "clinician": [("/clinician", "Find a patient")],
     "reviewer": [("/review", "Duplicated work")],
     "privacy_officer": [("/privacy", "Access review queue")],

@@ -216,6 +216,21 @@ def test_patient_journey(browser_page) -> None:  # type: ignore[no-untyped-def]
     check(page, "patient-summary-phone")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], "the summary scrolls sideways on a phone"
+    page.set_viewport_size({"width": 1280, "height": 800})
+    # My sharing choices: only some organisations, share mental health; check, then confirm
+    page.get_by_role("link", name="My sharing choices").click()
+    assert page.get_by_role("heading", name="My sharing choices").is_visible()
+    check(page, "patient-sharing")
+    page.get_by_label("Share only with the organisations I choose").check()
+    page.get_by_label("Riverside Medical Practice").check()
+    page.get_by_label("Share mental health", exact=False).check()
+    page.get_by_role("button", name="Continue").click()
+    assert page.get_by_role("heading", name="Check your sharing choices").is_visible()
+    check(page, "patient-sharing-confirm")
+    page.get_by_role("button", name="Confirm and save").click()
+    page.wait_for_load_state()
+    assert page.get_by_text("Your choices are saved").is_visible()
+    check(page, "patient-sharing-saved")
 
 
 def test_clinician_journey(browser_page, live_server) -> None:  # type: ignore[no-untyped-def]
