@@ -1,10 +1,10 @@
 """End to end in a real browser: Playwright driving Debian's Chromium against the real app.
 
-The app runs under uvicorn on a loopback port (SQLite, the demo loaded). Each audience's main
-journey is walked through; every page is saved as a screenshot in ``tests/artifacts/`` (kept by
-CI, ignored by git) and checked with axe-core (from the npm registry, ``careregister assets``)
-for WCAG 2.2 A/AA violations: none serious or critical may remain. One page is also checked at a
-phone's width.
+The app runs under uvicorn on a loopback port, on SQLite and on PostgreSQL, the demo loaded.
+Each audience's main journey is walked through; every page is saved as a screenshot in
+``tests/artifacts/`` (kept by CI, ignored by git) and checked with axe-core (from the npm
+registry, ``careregister assets``) for WCAG 2.2 A/AA violations: none serious or critical may
+remain. One page is also checked at a phone's width.
 
 Chromium is Debian's package (``/usr/bin/chromium``; ``.ci/run`` installs it). Without it, or
 without the front-end packages, these tests skip, except when ``REGISTER_REQUIRE_BROWSER=1``
@@ -33,6 +33,7 @@ from register.db import create_db_engine
 from register.demo import load_demo
 from register.settings import Settings
 from register.web.assets import manifest
+from tests.conftest import BACKENDS, _truncate_postgres
 
 CHROMIUM = Path(os.environ.get("REGISTER_CHROMIUM", "/usr/bin/chromium"))
 REQUIRED = os.environ.get("REGISTER_REQUIRE_BROWSER") == "1"
@@ -40,6 +41,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 ASSETS = Path(Settings().web_assets_dir).resolve()
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 PHONE = {"width": 375, "height": 812}
+SHOTS = {"backend": "sqlite"}  # which database the current module run uses (screenshot names)
 
 
 def _unavailable(why: str) -> None:
@@ -54,11 +56,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=BACKENDS)
 def live_server(
-    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
 ) -> Iterator[tuple[str, Any]]:
-    """The real app under uvicorn on a loopback port, on SQLite with the demo loaded."""
+    """The real app under uvicorn on a loopback port, on each database, with the demo loaded."""
     import uvicorn
 
     _, packages = manifest()
@@ -66,14 +70,18 @@ def live_server(
     if missing:
         _unavailable(f"front-end packages missing in {ASSETS}: run careregister assets")
     folder = tmp_path_factory.mktemp("browser")
-    database = folder / "register.sqlite3"
-    shutil.copyfile(sqlite_template, database)
-    engine = create_db_engine(f"sqlite:///{database}")
+    if request.param == "sqlite":
+        database = folder / "register.sqlite3"
+        shutil.copyfile(sqlite_template, database)
+        engine = create_db_engine(f"sqlite:///{database}")
+    else:
+        engine = request.getfixturevalue("postgres_engine")
+        _truncate_postgres(engine)
     port = _free_port()
     root = f"http://127.0.0.1:{port}"
     settings = Settings(
         data_dir=folder / "data",
-        database_url=f"sqlite:///{database}",
+        database_url=engine.url.render_as_string(hide_password=False),
         base_url=None,
         web_assets_dir=ASSETS,
     )
@@ -93,7 +101,8 @@ def live_server(
     yield root, engine
     server.should_exit = True
     thread.join(timeout=10)
-    engine.dispose()
+    if request.param == "sqlite":
+        engine.dispose()
 
 
 def _seed_repeat_tests(app: Any, root: str) -> None:
@@ -146,9 +155,10 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture
-def browser_page(chromium, live_server) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+def browser_page(chromium, live_server, request) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     """A fresh browser context (no cookies) and page; nothing leaves the loopback."""
     root, _ = live_server
+    SHOTS["backend"] = request.node.callspec.params.get("live_server", "sqlite")
     # bypass_csp only lets the test inject axe-core; the pages' own scripts are files.
     context = chromium.new_context(base_url=root, bypass_csp=True)
     context.route("**/*", _loopback_only)
@@ -167,7 +177,8 @@ def _loopback_only(route: Any) -> None:
 def check(page: Any, name: str) -> None:
     """Screenshot the page into tests/artifacts and assert axe-core finds nothing serious."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    suffix = "" if SHOTS["backend"] == "sqlite" else f"-{SHOTS['backend']}"
+    page.screenshot(path=str(ARTIFACTS / f"{name}{suffix}.png"), full_page=True)
     page.add_script_tag(path=str(ASSETS / "axe-core" / "axe.min.js"))
     result = page.evaluate(
         "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
