@@ -243,6 +243,7 @@ async def timeline(
         types=[(t, TYPE_LABELS.get(t, t)) for t in types],
         chosen_type=type,
         notices=record.notices,
+        disagreements=record.disagreements(),
         break_glass_reason=session.break_glass.get(patient_id),
         recorded=bool(recorded),
         submitted=bool(submitted),

@@ -127,5 +127,6 @@ async def my_summary(request: Request) -> Response:
         appointments=record.of_type("Appointment", "Encounter")[:10],
         care_team=_care_team(record.of_type("CareTeam"), record.directory),
         notices=record.notices,
+        disagreements=record.disagreements(),
         available=record.patient is not None,
     )

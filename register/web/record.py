@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from fhir_adapters.ips import patient_summary
 from fhir_adapters.sourced import Sourced, parse_instant
 from register.web import plain
 from register.web.fhir_client import Fhir
@@ -100,6 +101,23 @@ class Record:
     notices: list[str]
     status: int
     directory: dict[str, str] = field(default_factory=dict)
+
+    def disagreements(self) -> list[str]:
+        """Where organisations' records disagree (allergies, current medicines), in words, as
+        the IPS summary engine flags them (``fhir_adapters.ips``): never resolved silently."""
+        if self.patient is None:
+            return []
+        document = patient_summary(
+            Sourced(self.patient),
+            [e.sourced() for e in self.entries],
+            now=datetime.now(UTC),
+            organisations=self.organisations,
+        )
+        return [
+            plain.concept(entry["resource"].get("code"))
+            for entry in document.get("entry") or []
+            if entry.get("resource", {}).get("resourceType") == "Flag"
+        ]
 
     def of_type(self, *types: str) -> list[Entry]:
         """Entries of the given types, newest first."""

@@ -229,3 +229,58 @@ def test_one_hba1c_trend_across_organisations_coding_it_differently(
     words = text_of(page)
     assert "50 mmol/mol Community Diabetes Team" in words
     assert "62 mmol/mol Riverside Medical Practice" in words
+
+
+def test_disagreements_between_organisations_are_shown_not_resolved(
+    browser_client, demo_app, token_for
+) -> None:
+    from fastapi.testclient import TestClient
+
+    headers = {"Authorization": f"Bearer {token_for('system', org='Y03003')}"}
+    with TestClient(demo_app, base_url="http://testserver") as api:
+        attendance = {
+            "resourceType": "Encounter",
+            "status": "in-progress",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
+            "subject": {
+                "identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000018"}
+            },
+            "serviceProvider": {
+                "identifier": {
+                    "system": "https://fhir.nhs.uk/Id/ods-organization-code",
+                    "value": "Y03003",
+                }
+            },
+        }
+        assert api.post("/fhir/Encounter", json=attendance, headers=headers).status_code == 201
+        allergy = {
+            "resourceType": "AllergyIntolerance",
+            "clinicalStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                        "code": "active",
+                    }
+                ]
+            },
+            "verificationStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                        "code": "confirmed",
+                    }
+                ]
+            },
+            "code": {
+                "coding": [{"system": "http://snomed.info/sct", "code": "764146007"}],
+                "text": "Penicillin",
+            },
+            "patient": {"reference": "Patient/demo-margaret-thompson"},
+            "recordedDate": "2026-11-20",
+        }
+        answer = api.post("/fhir/AllergyIntolerance", json=allergy, headers=headers)
+        assert answer.status_code == 201, answer.text
+    sign_in(browser_client, "margaret")
+    words = text_of(browser_client.get("/my").text)
+    assert "Your records do not agree" in words
+    assert "Penicillin" in words.split("Your records do not agree", 1)[1]
