@@ -210,12 +210,19 @@ async def load_record(fhir: Fhir, patient_id: str) -> Record:
         org, recorded = authored.get(f"{kind}/{r.get('id')}", (None, None))
         entries.append(Entry(r, org, organisations.get(org or "", org or "not recorded"), recorded))
     by_ref = {e.reference: e for e in entries}
+    shown_beside: set[str] = set()
     findings: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in entries:
         if e.type == "DetectedIssue":
-            for implicated in e.resource.get("implicated") or []:
-                findings[str(implicated.get("reference") or "")].append(e.resource)
+            # the repeat comes first among the implicated (the earlier work second)
+            implicated = e.resource.get("implicated") or [{}]
+            findings[str(implicated[0].get("reference") or "")].append(e.resource)
+            if e.org_code is None:
+                e.org_name = "the register's duplicate check"
     for ref, found in findings.items():
         if ref in by_ref:
             by_ref[ref].findings.extend(found)
+            for finding in found:
+                shown_beside.add(f"DetectedIssue/{finding.get('id')}")
+    entries = [e for e in entries if e.reference not in shown_beside]
     return Record(patient, entries, organisations, first.issues(), first.status, directory)

@@ -203,6 +203,9 @@ def sign_in(page: Any, username: str) -> None:
 def test_sign_in_page(browser_page) -> None:  # type: ignore[no-untyped-def]
     browser_page.goto("/sign-in")
     assert browser_page.get_by_role("heading", name="Sign in").is_visible()
+    browser_page.keyboard.press("Tab")  # keyboard users meet the skip link first
+    focused = browser_page.evaluate("document.activeElement.textContent.trim()")
+    assert focused == "Skip to main content"
     assert browser_page.get_by_text("dr.okafor").is_visible()
     check(browser_page, "sign-in")
     browser_page.get_by_role("button", name="Sign in").click()  # empty: an error, announced
@@ -264,6 +267,10 @@ def test_clinician_journey(browser_page, live_server) -> None:  # type: ignore[n
     assert page.get_by_role("heading", name="Margaret Thompson").is_visible()
     assert page.get_by_text("The attendance is recorded").is_visible()
     check(page, "clinician-timeline")
+    page.set_viewport_size(PHONE)
+    check(page, "clinician-timeline-phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.get_by_label("Show").select_option("Observation")
     page.get_by_role("button", name="Filter").click()
     assert "type=Observation" in page.url

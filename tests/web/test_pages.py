@@ -284,3 +284,12 @@ def test_disagreements_between_organisations_are_shown_not_resolved(
     words = text_of(browser_client.get("/my").text)
     assert "Your records do not agree" in words
     assert "Penicillin" in words.split("Your records do not agree", 1)[1]
+
+
+def test_a_finding_beside_its_entry_is_not_listed_again(
+    browser_client, demo_app, token_for
+) -> None:
+    _repeat_hba1c_tests(demo_app, token_for, 1)
+    sign_in(browser_client, "dr.patel")
+    words = text_of(browser_client.get("/clinician/patients/demo-margaret-thompson").text)
+    assert "Duplicate" in words and "· DetectedIssue ·" not in words
