@@ -50,6 +50,7 @@ from benchmarks.harness import (
     median_run,
     register_server,
     running,
+    shared_data,
     temp_dir,
     wrk,
 )
@@ -58,7 +59,6 @@ from register.context import RequestContext
 from register.db import create_db_engine, write_transaction
 from register.migrate import upgrade
 
-SYNTHEA = ROOT.parent / "shared" / "data" / "synthea"
 MRN = "http://hospital.smarthealthit.org"
 UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 QUESTIONS = ("floor", "identifier", "code", "date-sorted", "include", "everything-first")
@@ -77,7 +77,7 @@ class Figures:
 
 def bundles() -> list[bytes]:
     """The Synthea transaction Bundles, as bytes."""
-    return [path.read_bytes() for path in sorted(SYNTHEA.glob("*.json"))]
+    return [path.read_bytes() for path in sorted(shared_data("synthea").glob("*.json"))]
 
 
 def copy_of(raw: bytes, copy: int) -> bytes:

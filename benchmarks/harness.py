@@ -183,6 +183,17 @@ def lua_post(body: bytes, directory: Path) -> Path:
     return script
 
 
+def shared_data(subfolder: str) -> Path:
+    """A folder of the team's shared data (``REGISTER_SHARED_DATA``, else ``../shared/data``
+    beside the repository); stops the benchmark if it is missing or empty, because a benchmark
+    over no data measures nothing."""
+    root = Path(os.environ.get("REGISTER_SHARED_DATA") or ROOT.parent / "shared" / "data")
+    folder = root / subfolder
+    if not folder.is_dir() or not any(folder.iterdir()):
+        raise SystemExit(f"no data at {folder}: set REGISTER_SHARED_DATA to the shared data folder")
+    return folder
+
+
 def temp_dir() -> Path:
     """A fresh temporary folder for one benchmark run."""
     return Path(tempfile.mkdtemp(prefix="careregister-bench-"))
