@@ -253,6 +253,11 @@ def test_clinician_journey(browser_page, live_server) -> None:  # type: ignore[n
     sign_in(page, "dr.okafor")
     assert page.get_by_role("heading", name="Find a patient").is_visible()
     check(page, "clinician-find")
+    page.goto("/clinician/patients/demo-margaret-thompson")  # no relationship yet
+    assert page.get_by_role("heading", name="Record not available").is_visible()
+    assert page.get_by_text("Type 2 diabetes").count() == 0
+    check(page, "clinician-record-not-available")
+    page.goto("/clinician")
     page.get_by_label("NHS number").fill("999 000 0019")
     page.get_by_role("button", name="Search by NHS number").click()
     assert page.get_by_text("There is a problem").is_visible()
@@ -343,3 +348,9 @@ def test_privacy_officer_journey(browser_page) -> None:  # type: ignore[no-untyp
     page.goto("/privacy?show=all")
     assert page.get_by_text("Emergency attendance confirmed").is_visible()
     check(page, "privacy-queue-all")
+
+
+def test_administrator_page(browser_page) -> None:  # type: ignore[no-untyped-def]
+    sign_in(browser_page, "admin")
+    assert browser_page.get_by_role("heading", name="Signed in").is_visible()
+    check(browser_page, "admin-signed-in")
