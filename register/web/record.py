@@ -11,6 +11,7 @@ that items were withheld) are kept, word for word, for the page to show.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from register.web.fhir_client import Fhir
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 HIDDEN_TYPES = frozenset({"Provenance", "OperationOutcome"})
 PROVENANCE_CHUNK = 40
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 DIRECTORY_TYPES = frozenset(
     {"Organization", "Practitioner", "PractitionerRole", "Medication", "Location"}
 )
@@ -142,6 +144,8 @@ def _display_name(resource: dict[str, Any]) -> str:
 
 async def load_record(fhir: Fhir, patient_id: str) -> Record:
     """The patient's record as the session's user may see it (``status`` 404 if none of it)."""
+    if not FHIR_ID.fullmatch(patient_id):
+        return Record(None, [], {}, [], 404, {})
     resources, first = await fhir.search_all(
         f"Patient/{patient_id}/$everything",
         [("_count", "500")],

@@ -293,3 +293,9 @@ def test_a_finding_beside_its_entry_is_not_listed_again(
     sign_in(browser_client, "dr.patel")
     words = text_of(browser_client.get("/clinician/patients/demo-margaret-thompson").text)
     assert "Duplicate" in words and "· DetectedIssue ·" not in words
+
+
+def test_a_malformed_patient_id_reads_as_not_available(browser_client) -> None:
+    sign_in(browser_client, "dr.patel")
+    for bad in ("x%3F_id=demo-margaret-thompson", "a%20b", "x" * 65):
+        assert browser_client.get(f"/clinician/patients/{bad}").status_code == 404
