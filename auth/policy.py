@@ -181,13 +181,14 @@ ROLE_RULES: Mapping[Role, RoleRule] = {
         frozenset({PATIENT_CONSENT_TYPE}),
         frozenset(),
     ),
-    Role.REVIEWER: RoleRule(_PEOPLE, DIRECTORY_TYPES),
-    Role.ADMIN: RoleRule(_PEOPLE, DIRECTORY_TYPES),
-    Role.PRIVACY_OFFICER: RoleRule(_PEOPLE, DIRECTORY_TYPES),
+    Role.REVIEWER: RoleRule(_PEOPLE, DIRECTORY_TYPES | {"AuditEvent"}),
+    Role.ADMIN: RoleRule(_PEOPLE, DIRECTORY_TYPES | {"AuditEvent"}),
+    Role.PRIVACY_OFFICER: RoleRule(_PEOPLE, DIRECTORY_TYPES | {"AuditEvent"}),
     Role.OPERATOR: RoleRule(frozenset({ScopeContext.SYSTEM}), None, None, None, None),
 }
 """The roles of the access issue. Reviewers, administrators and privacy officers see no patient
-data through the FHIR API (their work is aggregates, clients and keys, and audit trails)."""
+data through the FHIR API (their work is aggregates, clients and keys, and audit trails); they
+may search ``AuditEvent``, whose rows :func:`audit_sight` decides."""
 
 
 class SharingModel(StrEnum):
@@ -248,6 +249,8 @@ def admit(
     """
     if principal is None:
         return Refusal(401, "This request needs a bearer token.")
+    if resource_type == AUDIT_TYPE and interaction.writes:
+        return Refusal(403, "AuditEvents are recorded by the register only; none can be changed.")
     if principal.is_operator or interaction is FhirInteraction.CAPABILITIES:
         return None
     rule = ROLE_RULES[principal.role]
@@ -429,7 +432,8 @@ def sight(
             not_for_patient=config.not_for_patient_labels,
         )
     # Reviewers, administrators, privacy officers: shared directory data only.
-    return Sight(scope=scope, shared_types=rule.read_types or frozenset())
+    # (AuditEvent, which they may also search, is the audit log's: see audit_sight.)
+    return Sight(scope=scope, shared_types=DIRECTORY_TYPES & (rule.read_types or frozenset()))
 
 
 def consent_rule(principal: Principal, config: PolicyConfig) -> ConsentRule:
@@ -665,3 +669,138 @@ def may_write(principal: Principal | None, facts: WriteFacts) -> Refusal | None:
         "or (clinicians) declare break-glass access with a reason.",
         for_relationship=True,
     )
+
+
+# --- 4. what audit events may be seen ----------------------------------------------------------
+
+AUDIT_TYPE = "AuditEvent"
+"""Written only by the register itself: no one creates, changes or deletes one through the API."""
+
+
+@dataclass(frozen=True)
+class AuditSight:
+    """Which audit events a requester may see, as data (``register/audit/visibility.py`` turns it
+    into SQL). An event is visible when ``everything`` is set, or when one of these holds:
+
+    - ``organisation``: the event's acting organisation is this one (a clinician's or system's
+      own organisation's activity);
+    - ``patient``: the event touched this patient's record (the patient's access log);
+    - ``without_patients``: the event names no patient at all (token issuance, client changes).
+    """
+
+    everything: bool = False
+    organisation: str | None = None
+    patient: str | None = None
+    without_patients: bool = False
+
+    @property
+    def nothing(self) -> bool:
+        """Whether no event at all is visible."""
+        return not (self.everything or self.organisation or self.patient or self.without_patients)
+
+
+AUDIT_NOTHING = AuditSight()
+
+
+def audit_sight(principal: Principal | None) -> AuditSight:
+    """What audit events ``principal`` may see through ``AuditEvent`` (read and search).
+
+    Administrators and privacy officers (and the command line): all of them. Clinicians and
+    organisation systems: their own organisation's. Improvement reviewers: only events that
+    name no patient (never anyone's identity with a patient's). Patients: none here; they see
+    the accesses to their own record through :func:`access_log_refusal` (``$access-log``).
+    """
+    if principal is None:
+        return AUDIT_NOTHING
+    if principal.is_operator or principal.role in (Role.ADMIN, Role.PRIVACY_OFFICER):
+        return AuditSight(everything=True)
+    if principal.role in (Role.CLINICIAN, Role.SYSTEM) and principal.organisation:
+        return AuditSight(organisation=principal.organisation)
+    if principal.role is Role.REVIEWER:
+        return AuditSight(without_patients=True)
+    return AUDIT_NOTHING
+
+
+def access_log_refusal(principal: Principal | None, patient_id: str) -> Refusal | None:
+    """None if ``principal`` may read the access log of ``patient_id``'s record; else why not.
+
+    The patient themselves, with their own token. Nobody else: a clinician does not learn who
+    else looked, and privacy officers search ``AuditEvent?patient=`` (all events, unfiltered).
+    """
+    if principal is None:
+        return Refusal(401, "This request needs a bearer token.")
+    if principal.role is Role.PATIENT and principal.patient_id == patient_id:
+        return None
+    return Refusal(403, "Only the patient may read their record's access log.")
+
+
+def review_refusal(principal: Principal | None) -> Refusal | None:
+    """None if ``principal`` may work the access review queue (privacy officers); else why not."""
+    if principal is None:
+        return Refusal(401, "This request needs a bearer token.")
+    if principal.is_operator or principal.role is Role.PRIVACY_OFFICER:
+        return None
+    return Refusal(403, "Only privacy officers review audited accesses.")
+
+
+# --- 5. improvement review and patients' own reports of duplication ----------------------------
+
+
+class ReviewUse(StrEnum):
+    """What a caller wants of the duplicated-actions improvement review."""
+
+    READ = "read"
+    """Counts, rates, trends and de-identified drill-down."""
+    RECORD_ACTION = "record-action"
+    """Record an improvement action ("You said, we did")."""
+
+
+@dataclass(frozen=True)
+class ReviewGrant:
+    """What the review may show a caller. The review only ever shows de-identified data
+    (pseudonymous patient keys, counts under 5 suppressed, no names, NHS numbers, resource ids
+    or free text); ``deidentified`` is stated so a caller cannot mistake it for an option."""
+
+    deidentified: bool = True
+    may_record_actions: bool = False
+
+
+_REVIEW_GRANTS: Mapping[Role, ReviewGrant] = {
+    Role.REVIEWER: ReviewGrant(deidentified=True, may_record_actions=True),
+    Role.OPERATOR: ReviewGrant(deidentified=True, may_record_actions=True),
+}
+"""Roles that may use the improvement review. Clinicians, systems, patients, administrators and
+privacy officers may not: the review is the improvement team's, and the clinical record (with
+its DetectedIssues) is where care teams see findings."""
+
+
+def review_access(principal: Principal | None, use: ReviewUse) -> ReviewGrant | Refusal:
+    """What ``principal`` may see of the improvement review for ``use``, or why not (401/403)."""
+    if principal is None:
+        return Refusal(401, "This request needs a bearer token.")
+    grant = _REVIEW_GRANTS.get(principal.role)
+    if grant is None:
+        return Refusal(403, f"The {principal.role.value} role may not use the improvement review.")
+    if use is ReviewUse.RECORD_ACTION and not grant.may_record_actions:
+        return Refusal(403, f"The {principal.role.value} role may not record improvement actions.")
+    return grant
+
+
+def may_report_duplicate(principal: Principal | None, patient_id: str) -> Refusal | None:
+    """None if ``principal`` may report a duplicated action in ``patient_id``'s care; else why
+    not. Patients report on their own record only (through their own access, with scopes that
+    allow creating a DetectedIssue in it); the register's own checks report everything else."""
+    if principal is None:
+        return Refusal(401, "This request needs a bearer token.")
+    if principal.role is not Role.PATIENT:
+        return Refusal(
+            403,
+            "Only patients report duplications themselves; care teams see the register's own "
+            "findings.",
+        )
+    if principal.patient_id != patient_id:
+        return Refusal(403, "A patient may report duplications only in their own care.")
+    rule = ROLE_RULES[Role.PATIENT]
+    if not access(principal.scopes, rule.contexts, "DetectedIssue", Interaction.CREATE).allowed:
+        return Refusal(403, "The token's scopes do not allow reporting (create DetectedIssue).")
+    return None

@@ -20,6 +20,9 @@ ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 ROLE_SYSTEM = "https://fhir.shared-care-register.nhs.uk/CodeSystem/register-role"
+REGISTER_SUBTYPE = "https://fhir.shared-care-register.nhs.uk/CodeSystem/audit-subtype"
+DATA_KINDS = "resource-types"
+"""``entity.detail.type`` of a patient entity: the kinds of data (resource types) of theirs."""
 
 # interaction -> CRUDE action
 ACTIONS = {
@@ -51,11 +54,15 @@ SPECIAL = {
         (DCM, "110113", "Security Alert"),
         (DCM, "110136", "Security Roles Changed"),
     ),
+    "review": (
+        (DCM, "110113", "Security Alert"),
+        (REGISTER_SUBTYPE, "access-review", "Access reviewed by a privacy officer"),
+    ),
 }
 OUTCOMES = {"0": "Success", "4": "Minor failure", "8": "Serious failure", "12": "Major failure"}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built for every request, and frozen init costs
 class AuditFacts:
     """Everything one audit event records."""
 
@@ -75,6 +82,8 @@ class AuditFacts:
     break_glass_reason: str | None = None
     source: str = "Shared Care Register"
     patients: tuple[str, ...] = ()  # Patient ids
+    patient_types: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (Patient id, resource types)
+    consent_change: bool = False  # a write that changed a Consent
     entities: tuple[str, ...] = ()  # Type/id of the resources touched
     query: str | None = None
     request_id: str | None = None
@@ -99,6 +108,10 @@ def audit_event(facts: AuditFacts) -> dict[str, Any]:
     else:
         type_system, type_code, type_display = AUDIT_TYPE, "rest", "RESTful Operation"
         subtype = [{"system": RESTFUL, "code": facts.action}]
+        if facts.consent_change:
+            subtype.append(
+                {"system": REGISTER_SUBTYPE, "code": "consent-change", "display": "Consent changed"}
+            )
         action = ACTIONS.get(facts.action, "E")
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
@@ -180,14 +193,18 @@ def _agents(facts: AuditFacts) -> list[dict[str, Any]]:
 
 
 def _entities(facts: AuditFacts) -> list[dict[str, Any]]:
-    entities: list[dict[str, Any]] = [
-        {
+    kinds = dict(facts.patient_types)
+    patients = list(dict.fromkeys([*facts.patients, *kinds]))
+    entities: list[dict[str, Any]] = []
+    for patient in patients:
+        entity: dict[str, Any] = {
             "what": {"reference": f"Patient/{patient}"},
             "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
             "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
         }
-        for patient in facts.patients
-    ]
+        if kinds.get(patient):
+            entity["detail"] = [{"type": DATA_KINDS, "valueString": " ".join(kinds[patient])}]
+        entities.append(entity)
     entities.extend(
         {
             "what": {"reference": ref},

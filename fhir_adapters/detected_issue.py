@@ -8,6 +8,12 @@ from typing import Any
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 RULE_SYSTEM = "https://fhir.shared-care-register.nhs.uk/CodeSystem/duplicate-rule"
 FINDING_EXTENSION = "https://fhir.shared-care-register.nhs.uk/StructureDefinition/duplicate-finding"
+SOURCE_SYSTEM = "https://fhir.shared-care-register.nhs.uk/CodeSystem/finding-source"
+PATIENT_REPORTED_TAG = {
+    "system": SOURCE_SYSTEM,
+    "code": "patient-reported",
+    "display": "Reported by the patient",
+}
 
 V3_DISPLAY = {
     "MINFREQ": "Too soon within frequency based on the usage",
@@ -86,6 +92,9 @@ def detected_issue(facts: IssueFacts) -> dict[str, Any]:
         "implicated": [{"reference": ref} for ref in facts.implicated],
         "detail": facts.detail,
     }
+    if facts.patient_reported:
+        # Searchable as DetectedIssue?_tag=<system>|patient-reported, besides the extension.
+        issue["meta"] = {"tag": [dict(PATIENT_REPORTED_TAG)]}
     if facts.mitigation:
         mitigation: dict[str, Any] = {
             "action": {

@@ -21,8 +21,9 @@ from fhir_adapters.search_extraction import (
     IndexEntry,
     ReferenceEntry,
     TokenEntry,
-    extract,
+    extract_parameter,
 )
+from fhir_adapters.search_parameters import SearchParameter
 from fhir_adapters.search_query import (
     DateValue,
     ParameterTest,
@@ -43,7 +44,10 @@ class MemoryFetch:
         self._by_type: dict[str, list[Sourced]] = defaultdict(list)
         for record in records:
             self._by_type[str(record.resource.get("resourceType"))].append(record)
-        self._rows: dict[int, dict[str, list[IndexEntry]]] = {}
+        # Index rows per (record, parameter), extracted when a query first needs them: a fetch
+        # asks about a few parameters (patient, code, status, date), and extracting every
+        # parameter of every Observation cost most of a $summary (measured).
+        self._rows: dict[tuple[int, str], list[IndexEntry]] = {}
         self._now = now
         self.calls: list[tuple[str, tuple[tuple[str, str], ...]]] = []
 
@@ -61,27 +65,24 @@ class MemoryFetch:
         found = [r for r in self._by_type.get(resource_type, []) if self._matches(r, tests)]
         for key in reversed(query.result.sort):
             found.sort(
-                key=lambda r, name=key.parameter.name: self._sort_key(r, name),
+                key=lambda r, parameter=key.parameter: self._sort_key(r, parameter),
                 reverse=key.descending,
             )
         if query.result.count is not None:
             found = found[: query.result.count]
         return found
 
-    def _index(self, record: Sourced) -> dict[str, list[IndexEntry]]:
-        key = id(record)
+    def _entries(self, record: Sourced, parameter: SearchParameter) -> list[IndexEntry]:
+        key = (id(record), parameter.name)
         rows = self._rows.get(key)
         if rows is None:
-            rows = defaultdict(list)
-            for entry in extract(record.resource):
-                rows[entry.param].append(entry)
+            rows = list(dict.fromkeys(extract_parameter(parameter, record.resource)))
             self._rows[key] = rows
         return rows
 
     def _matches(self, record: Sourced, tests: list[ParameterTest]) -> bool:
-        rows = self._index(record)
         for test in tests:
-            entries = rows.get(test.parameter.name, [])
+            entries = self._entries(record, test.parameter)
             hit = any(_value_matches(value, entries) for value in test.values)
             if test.modifier == "not":
                 hit = not hit
@@ -89,8 +90,9 @@ class MemoryFetch:
                 return False
         return True
 
-    def _sort_key(self, record: Sourced, name: str) -> datetime:
-        dates = [e.low for e in self._index(record).get(name, []) if isinstance(e, DateEntry)]
+    def _sort_key(self, record: Sourced, parameter: SearchParameter) -> datetime:
+        entries = self._entries(record, parameter)
+        dates = [e.low for e in entries if isinstance(e, DateEntry)]
         if dates:
             return min(dates)
         return record.when or DATE_MIN

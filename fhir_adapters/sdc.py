@@ -481,7 +481,15 @@ def _attribute(expression: str, context: _Context, values: list[Any]) -> list[So
     best: list[Sourced | None] = [None] * len(values)
     names = {m.group(1) for m in _VARIABLE_NAME.finditer(expression)} & set(context.records)
     for name in sorted(names):
-        for record in context.records[name]:
+        # Newest first (stable, undated last): the first record of this variable that yields a
+        # value is the newest of them that does, so once every value has been found through
+        # this variable, its older records cannot change the answer and are not evaluated.
+        records = sorted(
+            context.records[name],
+            key=lambda r: (r.when is None, -(r.when.timestamp()) if r.when else 0.0),
+        )
+        found: set[int] = set()
+        for record in records:
             narrowed = dict(record.resource) if name == "patient" else _bundle([record])
             try:
                 yielded = context.evaluate(expression, {name: narrowed})
@@ -489,9 +497,14 @@ def _attribute(expression: str, context: _Context, values: list[Any]) -> list[So
                 continue
             for value in yielded:
                 for index in wanted.get(_key(_plain(value)), []):
+                    if index in found:
+                        continue
+                    found.add(index)
                     current = best[index]
                     if current is None or _newer(record, current):
                         best[index] = record
+            if len(found) == len(values):
+                break
     return best
 
 

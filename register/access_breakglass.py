@@ -24,6 +24,8 @@ from sqlalchemy import Connection, insert, select, update
 from auth.policy import BreakGlassClaim, CareParty, should_record_grant
 from auth.principal import Principal
 from register.access_schema import break_glass_table
+from register.audit.events import break_glass_event
+from register.audit.requests import record_now
 from register.schema import resource_table
 from register.visibility import has_active_grant, has_relationship
 
@@ -107,6 +109,8 @@ def ensure_grant(
         )
         .returning(G.c.pk)
     ).scalar_one()
+    # Audited with the grant (a write's event and this one commit together; see record_now).
+    record_now(conn, break_glass_event(principal, claim, patient_id, int(pk), request_id))
     # The log names the grant, never the patient: logs carry no patient identifiers.
     log.warning(
         "break-glass access declared",

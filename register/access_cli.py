@@ -1,8 +1,8 @@
 """``careregister`` commands for access: tokens, clients, keys, the break-glass review queue.
 
-- ``careregister token --role clinician|system|patient|reviewer|admin ...``: a token signed by
-  the embedded issuer (for scripts and trying things out; whoever runs the command holds the
-  signing keys anyway).
+- ``careregister token --role clinician|system|patient|reviewer|admin|privacy-officer ...``:
+  a token signed by the embedded issuer (for scripts and trying things out; whoever runs the
+  command holds the signing keys anyway).
 - ``careregister client add --org ODS --jwks FILE --scope ...`` / ``client list`` /
   ``client disable ID``; ``client keygen`` makes a key pair for a client, ``client assertion``
   signs a ``private_key_jwt`` assertion with it (what a backend system does for each token).
@@ -69,7 +69,10 @@ def _fail(message: str) -> typer.Exit:
 
 
 def token(
-    role: Annotated[str, typer.Option(help="clinician, system, patient, reviewer or admin.")],
+    role: Annotated[
+        str,
+        typer.Option(help="clinician, system, patient, reviewer, admin or privacy-officer."),
+    ],
     org: Annotated[str | None, typer.Option(help="ODS code of the organisation.")] = None,
     fhir_user: Annotated[
         str | None, typer.Option(help="Practitioner/x, PractitionerRole/y or Patient/z.")
@@ -89,7 +92,7 @@ def token(
     from register.access_service import AccessService
 
     try:
-        chosen = Role(role)
+        chosen = Role(role.replace("-", "_"))  # privacy-officer or privacy_officer
     except ValueError:
         raise _fail(f"unknown role {role!r}") from None
     if chosen not in TOKEN_ROLES:

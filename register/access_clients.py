@@ -30,6 +30,8 @@ from auth.jwks import JwkSet, RemoteJwks
 from auth.principal import ODS_CODE, TOKEN_ROLES, Role, claims_for
 from auth.scopes import ScopeContext, parse_scopes
 from register.access_schema import client_table, jti_table, user_table
+from register.audit.events import client_event
+from register.audit.requests import record_now
 from register.db import Database
 
 K = client_table
@@ -105,8 +107,10 @@ def add_client(
     jwks_url: str | None = None,
     client_id: str | None = None,
     name: str | None = None,
+    actor: str = "command line",
 ) -> ClientRecord:
-    """Register a client (or replace the registration of ``client_id``)."""
+    """Register a client (or replace the registration of ``client_id``); audited in the same
+    transaction (``actor``: who did it)."""
     if not ODS_CODE.match(organisation):
         raise RegistryError("the organisation must be an ODS code (3-10 capitals and digits)")
     if (jwks is None) == (jwks_url is None):
@@ -130,6 +134,12 @@ def add_client(
     }
     conn.execute(delete(K).where(K.c.client_id == client_id))
     conn.execute(insert(K).values(client_id=client_id, **values))
+    record_now(
+        conn,
+        client_event(
+            action="register", client_id=client_id, organisation=organisation, actor=actor
+        ),
+    )
     found = get_client(conn, client_id)
     assert found is not None
     return found
@@ -146,13 +156,19 @@ def list_clients(conn: Connection) -> list[ClientRecord]:
     return [_client(row) for row in conn.execute(select(K).order_by(K.c.client_id))]
 
 
-def disable_client(conn: Connection, client_id: str) -> bool:
-    """Stop a client getting tokens (tokens already issued run out within their lifetime)."""
+def disable_client(conn: Connection, client_id: str, *, actor: str = "command line") -> bool:
+    """Stop a client getting tokens (tokens already issued run out within their lifetime);
+    audited in the same transaction."""
     result = conn.execute(
         update(K)
         .where(K.c.client_id == client_id)
         .values(enabled=False, disabled_at=datetime.now(UTC))
     )
+    if result.rowcount:
+        record_now(
+            conn,
+            client_event(action="disable", client_id=client_id, organisation=None, actor=actor),
+        )
     return bool(result.rowcount)
 
 

@@ -41,6 +41,7 @@ from register.context import RequestContext
 from register.errors import FhirError
 
 if TYPE_CHECKING:
+    from auth.principal import Principal
     from register.access_service import AccessService
     from register.api.dispatch import Route
 
@@ -94,10 +95,16 @@ def _headers(request: Request) -> tuple[str | None, str | None]:
 _UNAUTHENTICATED = Refusal(401, "This request needs a bearer token (Authorization: Bearer ...).")
 
 
-async def guard(request: Request, route: Route, params: dict[str, str]) -> None:
-    """Authenticate and admit the request, or raise the FhirError that answers it."""
+async def authenticate(request: Request) -> tuple[Principal, str]:
+    """The verified principal and bearer token of a request, or the 401/503 FhirError that
+    answers it. The FHIR routes get it through :func:`guard`; other APIs that need a token
+    (the improvement review) call it and then ask the policy themselves."""
+    authorization, _ = _headers(request)
+    return await _authenticate(request, authorization)
+
+
+async def _authenticate(request: Request, authorization: str | None) -> tuple[Principal, str]:
     service: AccessService = request.app.state.access
-    authorization, reason_header = _headers(request)
     if authorization is None:
         raise refusal_error(_UNAUTHENTICATED)
     scheme, _, token = authorization.partition(" ")
@@ -121,6 +128,15 @@ async def guard(request: Request, route: Route, params: dict[str, str]) -> None:
                 Refusal(401, f"The bearer token was refused ({exc.reason.value})."),
                 token_error="invalid_token",
             ) from None
+    request.state.principal = principal  # named in the audit event, even if refused below
+    return principal, token
+
+
+async def guard(request: Request, route: Route, params: dict[str, str]) -> None:
+    """Authenticate and admit the request, or raise the FhirError that answers it."""
+    service: AccessService = request.app.state.access
+    authorization, reason_header = _headers(request)
+    principal, token = await _authenticate(request, authorization)
     interaction, resource_type = interaction_of(route.interaction, params)
     decided = service.access_for(token, principal, interaction, resource_type)
     if isinstance(decided, Refusal):

@@ -29,6 +29,7 @@ from fhir_adapters.search_extraction import TokenEntry, extract
 from register import storage
 from register.access_breakglass import ensure_grant
 from register.access_request import RequestAccess, refusal_error
+from register.audit import trail as audit_trail
 from register.context import RequestContext
 from register.errors import FhirError, not_found
 from register.facts import primary_patient
@@ -127,6 +128,12 @@ def _decide(
             patient_registered_by_writer=_registered_by(conn, patient_id, principal),
         )
         refusal = may_write(principal, facts)
+        if refusal is None and not facts.patient_registered_by_writer:
+            # Allowed without a care relationship (a correction of one's own entry): the privacy
+            # officer's review queue hears of it.
+            audit_trail.note_outside_relationship(patient_id)
+    elif refusal is None and _self_claimed(conn, access, facts):
+        audit_trail.note_outside_relationship(patient_id)  # type: ignore[arg-type]
     deferred = ctx.extras.get(DEFERRED_CHECKS)
     if refusal is not None and refusal.for_relationship and deferred is not None:
         # Inside a transaction: decide once every entry is written (an Encounter or the Patient
@@ -153,6 +160,25 @@ def _decide(
             refusal = may_write(principal, replace(facts, patient_reachable=True))
     if refusal is not None:
         raise refusal_error(refusal)
+
+
+def _self_claimed(conn: Connection, access: RequestAccess, facts: WriteFacts) -> bool:
+    """Whether this write is an Encounter a clinician or system records at its own organisation
+    for a patient it had no relationship with: allowed (recording the attendance is what opens
+    the record), and queued for the privacy officer as a self-claimed relationship."""
+    principal = access.principal
+    if (
+        facts.resource_type != "Encounter"
+        or facts.patient_id is None
+        or facts.service_organisation is None
+        or facts.service_organisation != principal.organisation
+        or facts.interaction is not FhirInteraction.CREATE
+    ):
+        return False
+    view = sight(principal, facts.interaction, facts.resource_type, access.config)
+    return not patient_reachable(conn, view, facts.patient_id) and not _registered_by(
+        conn, facts.patient_id, principal
+    )
 
 
 def _registered_by(conn: Connection, patient_id: str, principal: Principal) -> bool:

@@ -12,6 +12,7 @@ from starlette.routing import Route as StarletteRoute
 from register import auth_routes
 from register.access_service import AccessService
 from register.api import (
+    ask_once_route,  # noqa: F401  (registers $summary, $populate)
     consent_route,  # noqa: F401  (registers $access-explain)
     everything_route,  # noqa: F401  (registers $everything)
 )
@@ -19,8 +20,11 @@ from register.api.errors import install_error_handlers
 from register.api.fhir_routes import build_dispatcher
 from register.api.middleware import RequestMiddleware
 from register.api.ops_routes import router as ops_router
+from register.api.review_routes import router as review_router
+from register.audit.writer import AuditWriter
 from register.db import Database, create_db_engine
 from register.duplicates import operations as duplicate_operations  # noqa: F401 (registers)
+from register.duplicates import reports as duplicate_reports  # noqa: F401 (registers)
 from register.settings import Settings, get_settings
 from register.web import install as install_pages
 
@@ -34,11 +38,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     db = Database(engine)
     access = AccessService(settings)
+    audit = AuditWriter(db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         access.start()  # the signing key is generated on first start
         yield
+        audit.close()  # commits what is queued
         access.close()
         db.dispose()
 
@@ -54,9 +60,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = engine
     app.state.db = db
     app.state.access = access
+    app.state.audit = audit
     install_error_handlers(app)
     app.include_router(ops_router)
     app.include_router(auth_routes.router)  # /auth/token, /auth/jwks
+    app.include_router(review_router)  # /review/... (improvement review, JSON and CSV)
     install_pages(app)  # the pages for people (register/web)
     dispatcher = build_dispatcher()
     # One route catches everything under /fhir (with or without a trailing slash) and hands it

@@ -32,9 +32,13 @@ from auth.errors import TokenError
 from auth.principal import BREAK_GLASS_PURPOSES, PurposeOfUse, Role
 from auth.scopes import ScopeSet, narrow, parse_scopes
 from auth.tokens import IssuedToken
+from fhir_adapters.operation_outcome import error
 from register.access_clients import DbClients, authenticate_user
 from register.access_service import AccessService, Endpoints
 from register.api.deps import base_url, db_of, settings_of
+from register.audit.events import token_event
+from register.audit.writer import AuditUnavailable
+from register.errors import FhirError
 
 router = APIRouter(tags=["auth"])
 
@@ -107,8 +111,39 @@ async def token(request: Request) -> Response:
         else:
             raise OAuthError("unsupported_grant_type", "This grant type is not supported here.")
     except OAuthError as exc:
+        await _audit_token(request, form, None, exc.code)
         return _oauth_error(exc)
+    await _audit_token(request, form, issued, None)
     return _token_response(issued)
+
+
+async def _audit_token(
+    request: Request, form: dict[str, str], issued: IssuedToken | None, refused: str | None
+) -> None:
+    """Record the token request (issued or refused) before answering it."""
+    if not settings_of(request).audit_enabled:
+        return
+    principal = None
+    if issued is not None:
+        _, endpoints = _endpoints(request)
+        principal = endpoints.tokens.principal(issued.access_token)
+    client = request.scope.get("client")
+    event = token_event(
+        principal=principal,
+        client_id=form.get("client_id") or None,
+        claimed=(form.get("username") or None),
+        grant_type=str(form.get("grant_type") or "")[:40],
+        error=refused,
+        request_id=getattr(request.state, "request_id", None),
+        address=client[0] if client else None,
+    )
+    try:
+        await request.app.state.audit.record(event)
+    except AuditUnavailable:
+        if issued is not None:
+            raise FhirError(
+                503, error("transient", "The token could not be recorded; it was not issued.")
+            ) from None
 
 
 def _requested_scopes(form: dict[str, str]) -> ScopeSet:

@@ -223,7 +223,7 @@ def review(
         str,
         typer.Option(
             help="Dimensions: rule, code, group, repeat_org, original_org, "
-            "service, month (comma-separated)."
+            "service, month, source (comma-separated)."
         ),
     ] = "rule",
     trend: Annotated[

@@ -34,11 +34,10 @@ from register.context import RequestContext
 from register.errors import bad_request, not_found
 from register.schema import resource_table
 from register.visibility import (
-    EXPLICIT_PERMIT,
+    deciding_rule,
     has_active_grant,
     has_relationship,
     labelled,
-    provision_matches,
     sight_clause,
 )
 
@@ -192,20 +191,13 @@ def _deciding(
     rule = sight.consent
     if rule is None:
         return None
-    p = provision_table.alias("cp_e")
-    verdict = case(
-        (p.c.effect == "deny", literal_column("0")),
-        (p.c.label_code.is_not(None) | p.c.code.is_not(None), literal_column(str(EXPLICIT_PERMIT))),
-        else_=literal_column("2"),
-    )
-    found = conn.execute(
-        select(p.c.consent_id, p.c.path, p.c.effect)
-        .select_from(R)
-        .join(p, provision_matches(rule, R, p))
-        .where(R.c.pk == pk)
-        .order_by(p.c.depth.desc(), verdict)
-        .limit(1)
-    ).first()
+    columns = []
+    for name in ("consent_id", "path", "effect"):
+        p = provision_table.alias(f"cp_e_{name}")
+        columns.append(deciding_rule(rule, R, p, p.c[name]).scalar_subquery().label(name))
+    found = conn.execute(select(*columns).where(R.c.pk == pk)).first()
+    if found is not None and found.effect is None:
+        found = None
     if found is None:
         return None
     return {

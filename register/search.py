@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
 
 from fhir_adapters.bundles import bundle_bytes, entry_bytes
 from fhir_adapters.operation_outcome import outcome_bytes, warning
@@ -90,8 +91,31 @@ def search_bundle(
     """The searchset Bundle answering ``params`` on ``resource_type`` (in a compartment).
 
     ``compartment`` is a Patient id: only resources in that Patient's compartment match
-    (``GET /Patient/{id}/{type}``).
+    (``GET /Patient/{id}/{type}``). A search nested deeper than the database can parse
+    (SQLite's parser has a fixed stack; each chained level repeats the access condition) is
+    refused with 400 rather than failing with 500.
     """
+    try:
+        return _search_bundle(conn, ctx, resource_type, params, options, compartment=compartment)
+    except OperationalError as exc:
+        if "parser stack overflow" not in str(exc.orig):
+            raise
+        raise bad_request(
+            "This search nests too deeply for the register's database; use fewer chained "
+            "or _has levels.",
+            code="too-costly",
+        ) from None
+
+
+def _search_bundle(
+    conn: Connection,
+    ctx: RequestContext,
+    resource_type: str,
+    params: Params,
+    options: SearchOptions | None = None,
+    *,
+    compartment: str | None = None,
+) -> bytes:
     options = options or SearchOptions()
     plan = plan_search(
         resource_type,

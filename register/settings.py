@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, description="Processes `careregister serve` starts.")
     log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
     db_pool_size: int = Field(default=10, ge=1, description="Connections kept per process.")
+    audit_enabled: bool = Field(
+        default=True,
+        description=(
+            "Record an audit event for every FHIR request. Only for measuring what auditing "
+            "costs (benchmarks/bench_audit.py); a production register never turns it off."
+        ),
+    )
     duplicates_dir: Path | None = Field(
         default=None,
         description=(

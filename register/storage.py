@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
 from register import search_index
+from register.audit import trail
 from register.errors import conflict
 from register.schema import resource_table, version_table
 
@@ -95,9 +96,9 @@ def _visible(query, visibility: Visibility):  # type: ignore[no-untyped-def]
 # --- reads -------------------------------------------------------------------------------------
 
 
-_READ = select(R.c.pk, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content).where(
-    R.c.resource_type == bindparam("rtype"), R.c.resource_id == bindparam("rid")
-)
+_READ = select(
+    R.c.pk, R.c.version_id, R.c.last_updated, R.c.deleted, R.c.content, R.c.patient_id
+).where(R.c.resource_type == bindparam("rtype"), R.c.resource_id == bindparam("rid"))
 
 
 # Point-read statements by visibility condition: the policy's conditions are built once per
@@ -126,6 +127,8 @@ def read(
     row = conn.execute(query, {"rtype": resource_type, "rid": resource_id}).first()
     if row is None:
         return None
+    if visibility is not EVERYTHING:  # a requester's read: its audit event names the patient
+        trail.note_read(resource_type, resource_id, row.patient_id)
     return Version(
         resource_type,
         resource_id,
@@ -147,7 +150,15 @@ def vread(
 ) -> Version | None:
     """One version of a resource, if it exists and the resource is visible."""
     query = (
-        select(V.c.version_id, V.c.last_updated, V.c.deleted, V.c.content, V.c.method, R.c.pk)
+        select(
+            V.c.version_id,
+            V.c.last_updated,
+            V.c.deleted,
+            V.c.content,
+            V.c.method,
+            R.c.pk,
+            R.c.patient_id,
+        )
         .select_from(V.join(R, V.c.resource_pk == R.c.pk))
         .where(
             V.c.resource_type == resource_type,
@@ -158,6 +169,8 @@ def vread(
     row = conn.execute(_visible(query, visibility)).first()
     if row is None:
         return None
+    if visibility is not EVERYTHING:
+        trail.note_read(resource_type, resource_id, row.patient_id)
     return Version(
         resource_type,
         resource_id,
@@ -205,6 +218,7 @@ def history(
             V.c.content,
             V.c.method,
             R.c.pk,
+            R.c.patient_id,
         )
         .select_from(V.join(R, V.c.resource_pk == R.c.pk))
         .order_by(V.c.pk.desc())
@@ -234,6 +248,9 @@ def history(
         )
         for row in rows[:count]
     ]
+    if visibility is not EVERYTHING:
+        for row in rows[:count]:
+            trail.note_served(row.resource_type, row.patient_id)
     next_before = rows[count - 1].vpk if len(rows) > count else None
     return HistoryPage(versions, next_before)
 
@@ -250,7 +267,12 @@ def read_many(conn: Connection, visibility: Visibility, pks: Sequence[int]) -> d
         R.c.last_updated,
         R.c.deleted,
         R.c.content,
+        R.c.patient_id,
     ).where(R.c.pk.in_(list(pks)), R.c.deleted.is_(False))
+    rows = conn.execute(_visible(query, visibility)).all()
+    if visibility is not EVERYTHING:  # a requester's search: its audit event names the patients
+        for row in rows:
+            trail.note_served(row.resource_type, row.patient_id)
     return {
         row.pk: Version(
             row.resource_type,
@@ -262,8 +284,65 @@ def read_many(conn: Connection, visibility: Visibility, pks: Sequence[int]) -> d
             "PUT",
             row.pk,
         )
-        for row in conn.execute(_visible(query, visibility))
+        for row in rows
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A current, visible version with the organisation that recorded it (``author_org``)."""
+
+    version: Version
+    author_org: str | None
+
+
+def read_compartment(
+    conn: Connection,
+    visibility: Visibility,
+    patient_id: str,
+    types: Sequence[str] | None = None,
+) -> list[Held]:
+    """Every visible current resource in Patient ``patient_id``'s compartment, in one query.
+
+    For documents built from a whole record (``$summary``, ``$populate``): the same rows
+    ``$everything`` pages through (``search_compartment``), with the same visibility applied in
+    SQL, the stored bytes and the recording organisation of each. ``types`` narrows the
+    resource types (None: all).
+    """
+    from register.search_schema import compartment_table as M
+
+    members = select(M.c.resource_pk).where(M.c.patient_id == patient_id)
+    if types is not None:
+        members = members.where(M.c.resource_type.in_(list(types)))
+    query = (
+        select(
+            R.c.pk,
+            R.c.resource_type,
+            R.c.resource_id,
+            R.c.version_id,
+            R.c.last_updated,
+            R.c.content,
+            R.c.author_org,
+        )
+        .where(R.c.pk.in_(members), R.c.deleted.is_(False))
+        .order_by(R.c.pk)
+    )
+    return [
+        Held(
+            Version(
+                row.resource_type,
+                row.resource_id,
+                row.version_id,
+                row.last_updated,
+                False,
+                row.content,
+                "PUT",
+                row.pk,
+            ),
+            row.author_org,
+        )
+        for row in conn.execute(_visible(query, visibility))
+    ]
 
 
 # --- writes ------------------------------------------------------------------------------------
@@ -360,6 +439,7 @@ def write_version(
     )
     if resource is not None:
         search_index.index_resource(conn, pk, resource_type, resource, local_bases=local_bases)
+    trail.note_written(resource_type, resource_id, version_id, facts.patient_id)
     # ``stored`` is the body as the database keeps it (PostgreSQL normalises JSONB), so the
     # response to a write is byte for byte what later reads will serve.
     return Version(

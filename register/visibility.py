@@ -33,10 +33,12 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     Boolean,
     Connection,
+    Integer,
     String,
     Table,
     and_,
     case,
+    cast,
     exists,
     false,
     func,
@@ -48,7 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import _anonymous_label
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.expression import ColumnElement, Select
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from auth.policy import CareParty, ConsentRule, ScopeGrant, SharingModel, Sight
@@ -391,28 +393,50 @@ DENY, EXPLICIT_PERMIT, PERMIT = 0, 1, 2
 
 def not_for_patient(resource: Table, labels: frozenset[str]) -> ColumnElement[bool]:
     """The row, or the target of a Provenance row, carries a not-for-patient label."""
-    link = REFS.alias("nfp_link")
-    target = RESOURCES.alias("nfp_target")
-    target_labelled = exists(
+    return or_(
+        labelled(resource, labels, "nfp"),
+        and_(
+            resource.c.resource_type == _Const("Provenance"),
+            _target_labelled(resource, labels, "nfpt"),
+        ),
+    )
+
+
+def _target_labelled(resource: Table, labels: frozenset[str], role: str) -> ColumnElement[bool]:
+    """The Provenance row's target carries one of ``labels`` (one flat subquery)."""
+    link = REFS.alias(f"{role}_link")
+    target = RESOURCES.alias(f"{role}_target")
+    tok = T.alias(f"{role}_label")
+    pairs = []
+    for label in sorted(labels):
+        system, _, code = label.rpartition("|")
+        pairs.append(and_(tok.c.code == _Const(code), tok.c.system == _Const(system)))
+    return exists(
         select(_ONE)
+        .select_from(
+            link.join(
+                target,
+                and_(
+                    target.c.resource_type == link.c.target_type,
+                    target.c.resource_id == link.c.target_id,
+                ),
+            ).join(tok, tok.c.resource_pk == target.c.pk)
+        )
         .where(
             link.c.resource_pk == resource.c.pk,
             link.c.param == _Const("target"),
-            target.c.resource_type == link.c.target_type,
-            target.c.resource_id == link.c.target_id,
-            labelled(target, labels, "nfpt"),
+            tok.c.param == _Const("_security"),
+            or_(*pairs) if pairs else false(),
         )
-        .correlate_except(link, target)
-    )
-    return or_(
-        labelled(resource, labels, "nfp"),
-        and_(resource.c.resource_type == _Const("Provenance"), target_labelled),
+        .correlate_except(link, target, tok)
     )
 
 
-def consent_condition(
-    rule: ConsentRule, resource: Table, *, follow_provenance: bool = True
-) -> ColumnElement[bool]:
+DENY, EXPLICIT_PERMIT, PERMIT = 0, 1, 2
+"""The deciding rule's verdict, in the order a tie at one depth is broken."""
+
+
+def consent_condition(rule: ConsentRule, resource: Table) -> ColumnElement[bool]:
     """Whether the patient's Consent shares a row with ``rule.recipient`` (see
     :class:`auth.policy.ConsentRule`), evaluated over ``consent_provision`` at query time::
 
@@ -420,53 +444,51 @@ def consent_condition(
             BETWEEN 1 AND (CASE WHEN <row is sensitive> THEN 1 ELSE 2 END)
 
     where the verdict is 0 (deny), 1 (permit naming a label or code) or 2 (other permit), and
-    the default (no rule matches) 2 for opt-out and 0 for opt-in. A Provenance is shared when
-    its target is (it names what was recorded, and by whom).
+    the default (no rule matches) 2 for opt-out and 0 for opt-in.
+
+    A Provenance (who recorded what) is shared only while the patient's Consent has no rules,
+    the default is opt-out and its target is not sensitive: following each rule through to the
+    target would nest the condition deeper than SQLite parses once chains and ``_has`` repeat
+    it, so the register withholds rather than guesses.
     """
     R = resource.c
-    default = PERMIT if rule.model is SharingModel.OPT_OUT else DENY
+    opt_out = rule.model is SharingModel.OPT_OUT
+    default = PERMIT if opt_out else DENY
     verdict = func.coalesce(deciding_verdict(rule, resource, "c"), literal_column(str(default)))
+    # verdict * 2 + sensitive: 2-4 share (an explicit permit, or a permit of a row that is not
+    # sensitive); CASE expressions would nest deeper in SQLite's parser than arithmetic.
     if rule.sensitive_labels:
-        ceiling: ColumnElement[Any] = case(
-            (labelled(resource, rule.sensitive_labels, "sens"), literal_column("1")),
-            else_=literal_column("2"),
-        )
+        sensitive = cast(labelled(resource, rule.sensitive_labels, "sens"), Integer)
+        decided = (verdict * 2 + sensitive).between(literal_column("2"), literal_column("4"))
     else:
-        ceiling = literal_column("2")
-    decided = verdict.between(literal_column("1"), ceiling)
-    if follow_provenance:
-        decided = case(
-            (R.resource_type == _Const("Provenance"), _target_shared(rule, resource)),
-            else_=decided,
-        )
+        decided = verdict >= literal_column("1")
+    parts: list[ColumnElement[bool]] = []
     if rule.always_shared:
-        return or_(_type_in(R.resource_type, rule.always_shared), decided)
-    return decided
-
-
-def _target_shared(rule: ConsentRule, resource: Table) -> ColumnElement[bool]:
-    """The Provenance's target is the recipient organisation's own record, or shared with it."""
-    link = REFS.alias("prov_link")
-    target = RESOURCES.alias("prov_target")
-    own = target.c.author_org == _Const(rule.recipient) if rule.recipient is not None else false()
-    return exists(
-        select(_ONE)
-        .where(
-            link.c.resource_pk == resource.c.pk,
-            link.c.param == _Const("target"),
-            target.c.resource_type == link.c.target_type,
-            target.c.resource_id == link.c.target_id,
-            or_(own, consent_condition(rule, target, follow_provenance=False)),
+        parts.append(_type_in(R.resource_type, rule.always_shared))
+    parts.append(and_(R.resource_type != _Const("Provenance"), decided))
+    if opt_out:
+        a = P.alias("cp_any")
+        no_rules = ~exists(select(_ONE).where(a.c.patient_id == R.patient_id).correlate_except(a))
+        parts.append(
+            and_(
+                R.resource_type == _Const("Provenance"),
+                no_rules,
+                ~_target_labelled(resource, rule.sensitive_labels, "prov"),
+            )
         )
-        .correlate_except(link, target)
-    )
+    return or_(*parts)
 
 
 def deciding_verdict(rule: ConsentRule, resource: Table, role: str) -> ColumnElement[Any]:
     """The verdict of the rule that decides for the row (None when no rule matches): the
     deepest matching rule; at one depth a deny, then a permit naming a label or code."""
     p = P.alias(f"cp_{role}")
-    verdict = case(
+    return deciding_rule(rule, resource, p, verdict_of(p)).scalar_subquery()
+
+
+def verdict_of(p: Any) -> ColumnElement[Any]:
+    """A rule row's verdict: 0 deny, 1 permit naming a label or code, 2 other permit."""
+    return case(
         (p.c.effect == _Const("deny"), literal_column(str(DENY))),
         (
             or_(p.c.label_code.is_not(None), p.c.code.is_not(None)),
@@ -474,87 +496,89 @@ def deciding_verdict(rule: ConsentRule, resource: Table, role: str) -> ColumnEle
         ),
         else_=literal_column(str(PERMIT)),
     )
-    return (
-        select(verdict)
-        .where(provision_matches(rule, resource, p))
-        .order_by(p.c.depth.desc(), verdict)
-        .limit(1)
-        .correlate_except(p)
-        .scalar_subquery()
-    )
 
 
-def provision_matches(rule: ConsentRule, resource: Table, p: Any) -> ColumnElement[bool]:
-    """Whether the provision rule row ``p`` (an alias of ``consent_provision``) applies to the
-    row: same patient, and every criterion it states holds for this requester and row."""
+def deciding_rule(rule: ConsentRule, resource: Table, p: Any, *columns: Any) -> Select[Any]:
+    """``columns`` of the rule (``p``, an alias of ``consent_provision``) that decides for the
+    row: the rules of the row's patient whose every stated criterion holds for this requester
+    and row, deepest first, a deny before a permit naming a label or code before another.
+
+    The row's codes, labels and clinical dates are outer-joined rather than tested in nested
+    subqueries, so the condition stays shallow (SQLite's parser has a fixed stack, and this
+    condition is repeated for every alias a chained search reads)."""
     R = resource.c
     now = _Now()
+    tc = T.alias(f"{p.name}_code")
+    tl = T.alias(f"{p.name}_label")
+    dd = D.alias(f"{p.name}_date")
+    da = D.alias(f"{p.name}_dated")
+    params = consent_data().clinical_date_params
+    periodic = or_(p.c.data_start.is_not(None), p.c.data_end.is_not(None))
+    source = (
+        p.outerjoin(
+            tc,
+            and_(
+                tc.c.resource_pk == R.pk,
+                tc.c.param == _Const("code"),
+                tc.c.code == p.c.code,
+                func.coalesce(p.c.code_system, tc.c.system) == tc.c.system,
+            ),
+        )
+        .outerjoin(
+            tl,
+            and_(
+                tl.c.resource_pk == R.pk,
+                tl.c.param == _Const("_security"),
+                tl.c.code == p.c.label_code,
+                func.coalesce(p.c.label_system, tl.c.system) == tl.c.system,
+            ),
+        )
+        .outerjoin(
+            dd,
+            and_(
+                periodic,
+                dd.c.resource_pk == R.pk,
+                _in_names(dd.c.param, params),
+                func.coalesce(p.c.data_end_us, dd.c.low + 1) > dd.c.low,
+                func.coalesce(p.c.data_start_us, dd.c.high - 1) < dd.c.high,
+            ),
+        )
+        .outerjoin(da, and_(periodic, da.c.resource_pk == R.pk, _in_names(da.c.param, params)))
+    )
     actor = (
         p.c.actor.is_(None)
         if rule.recipient is None
         else func.coalesce(p.c.actor, _Const(rule.recipient)) == _Const(rule.recipient)
     )
-    return and_(
+    where = [
         p.c.patient_id == R.patient_id,
         actor,
         func.coalesce(p.c.purpose, _Const(rule.purpose)) == _Const(rule.purpose),
         func.coalesce(p.c.resource_type, R.resource_type) == R.resource_type,
         or_(p.c.valid_from.is_(None), p.c.valid_from <= now),
         or_(p.c.valid_to.is_(None), p.c.valid_to > now),
-        or_(p.c.code.is_(None), _token_match(resource, p, "code", p.c.code_system, p.c.code)),
+        or_(p.c.code.is_(None), tc.c.pk.is_not(None)),
+        or_(p.c.label_code.is_(None), tl.c.pk.is_not(None)),
+        # dataPeriod: one of the row's clinical dates overlaps it; a row without one counts
+        # by when it was recorded.
         or_(
-            p.c.label_code.is_(None),
-            _token_match(resource, p, "_security", p.c.label_system, p.c.label_code),
+            ~periodic,
+            dd.c.pk.is_not(None),
+            and_(
+                da.c.pk.is_(None),
+                or_(p.c.data_end.is_(None), R.last_updated < p.c.data_end),
+                or_(p.c.data_start.is_(None), R.last_updated >= p.c.data_start),
+            ),
         ),
-        or_(p.c.data_start.is_(None) & p.c.data_end.is_(None), _in_period(resource, p)),
+    ]
+    return (
+        select(*columns)
+        .select_from(source)
+        .where(*where)
+        .order_by(p.c.depth.desc(), verdict_of(p))
+        .limit(1)
+        .correlate_except(p, tc, tl, dd, da)
     )
-
-
-def _token_match(
-    resource: Table, p: Any, param: str, system: Any, code: Any
-) -> ColumnElement[bool]:
-    tok = T.alias(f"{p.name}_{param.strip('_')}")
-    return exists(
-        select(_ONE)
-        .where(
-            tok.c.resource_pk == resource.c.pk,
-            tok.c.param == _Const(param),
-            tok.c.code == code,
-            func.coalesce(system, tok.c.system) == tok.c.system,
-        )
-        .correlate_except(tok)
-    )
-
-
-def _in_period(resource: Table, p: Any) -> ColumnElement[bool]:
-    """The row's clinical date (its date search parameters; else when it was last recorded)
-    overlaps the provision's dataPeriod."""
-    params = consent_data().clinical_date_params
-    d = D.alias(f"{p.name}_date")
-    first = (
-        select(func.min(d.c.low))
-        .where(d.c.resource_pk == resource.c.pk, _in_names(d.c.param, params))
-        .correlate_except(d)
-        .scalar_subquery()
-    )
-    last = (
-        select(func.max(d.c.high))
-        .where(d.c.resource_pk == resource.c.pk, _in_names(d.c.param, params))
-        .correlate_except(d)
-        .scalar_subquery()
-    )
-    # Without a clinical date, the moment it was recorded counts (as microseconds, like the
-    # index): compared through the provision's own datetime columns instead.
-    dated = and_(
-        func.coalesce(p.c.data_end_us, first + 1) > first,
-        func.coalesce(p.c.data_start_us, last - 1) < last,
-    )
-    undated = and_(
-        first.is_(None),
-        or_(p.c.data_end.is_(None), resource.c.last_updated < p.c.data_end),
-        or_(p.c.data_start.is_(None), resource.c.last_updated >= p.c.data_start),
-    )
-    return or_(dated, undated)
 
 
 def _in_names(column: ColumnElement[Any], names: Iterable[str]) -> ColumnElement[bool]:

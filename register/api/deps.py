@@ -12,6 +12,8 @@ from starlette.requests import Request
 from auth.policy import NOTHING
 from fhir_adapters.json_body import parse_json
 from register.api.negotiation import check_body_type
+from register.audit import requests as audit_requests
+from register.audit import trail as audit_trail
 from register.context import RequestContext
 from register.db import Database
 from register.settings import Settings
@@ -106,11 +108,22 @@ async def in_read(request: Request, work: Callable[[Connection], T], *, quick: b
 
 
 async def in_write(request: Request, work: Callable[[Connection], T]) -> T:
-    """Run ``work`` in a write transaction on a worker thread (all or nothing)."""
+    """Run ``work`` in a write transaction on a worker thread (all or nothing); the request's
+    audit event is appended in the same transaction, last, so both commit or neither does."""
     db = db_of(request)
 
     def run() -> T:
-        with db.write() as conn:
-            return work(conn)
+        trail = audit_trail.current()
+        if trail is not None:
+            trail.deferring = True
+        try:
+            with db.write() as conn:
+                result = work(conn)
+                audit_requests.append_in_write(conn)
+        finally:
+            if trail is not None:
+                trail.deferring = False
+        audit_requests.committed()
+        return result
 
     return await run_in_threadpool(run)

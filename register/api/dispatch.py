@@ -7,7 +7,9 @@ general router cost more per read than the database lookup itself.
 
 Access: the dispatcher knows nothing of tokens or policy, but every route that is not marked
 ``public`` passes through the ``guard`` it is given (``register.access_gate.guard``) before its
-handler runs, so no handler can forget to check who is asking.
+handler runs, so no handler can forget to check who is asking. Likewise every such request
+runs inside the ``audit`` hook it is given (``register.audit.requests.audited``), which records
+one audit event per interaction, granted or refused, before the response is sent.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +27,9 @@ from fhir_adapters.operation_outcome import error, outcome_bytes
 
 Endpoint = Callable[..., Awaitable[Response]]
 Guard = Callable[[Request, "Route", dict[str, str]], Awaitable[None]]
+Audit = Callable[
+    [Request, "Route", dict[str, str], Callable[[], Awaitable[Response]]], Awaitable[Response]
+]
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,15 @@ class FhirDispatcher:
     """An ASGI app serving every FHIR route under one prefix."""
 
     def __init__(
-        self, routes: Sequence[Route], prefix: str = "/fhir", guard: Guard | None = None
+        self,
+        routes: Sequence[Route],
+        prefix: str = "/fhir",
+        guard: Guard | None = None,
+        audit: Audit | None = None,
     ) -> None:
         self.prefix = prefix
         self.guard = guard
+        self.audit = audit
         self.table: dict[tuple[str, int], list[Route]] = defaultdict(list)
         self.paths: set[tuple[int, tuple[str, ...]]] = set()
         for route in routes:
@@ -85,9 +96,17 @@ class FhirDispatcher:
             if params is not None:
                 scope["route"] = route
                 request = Request(scope, receive)
-                if self.guard is not None and not route.public:
-                    await self.guard(request, route, params)
-                response = await route.endpoint(request, **params)
+                if route.public:
+                    response = await route.endpoint(request, **params)
+                elif self.audit is not None:
+                    response = await self.audit(
+                        request,
+                        route,
+                        params,
+                        partial(self._run, request, route, params),
+                    )
+                else:
+                    response = await self._run(request, route, params)
                 await response(scope, receive, send)
                 return
         if any(
@@ -99,6 +118,11 @@ class FhirDispatcher:
             await _outcome(405, f"{method} is not supported on this path.")(scope, receive, send)
             return
         await _outcome(404, "No such endpoint.")(scope, receive, send)
+
+    async def _run(self, request: Request, route: Route, params: dict[str, str]) -> Response:
+        if self.guard is not None:
+            await self.guard(request, route, params)
+        return await route.endpoint(request, **params)
 
 
 def _outcome(status: int, message: str) -> Response:

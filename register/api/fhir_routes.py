@@ -14,10 +14,12 @@ from starlette.responses import Response
 
 from fhir_adapters.capability import capability_statement
 from register import access_gate, interactions, operations, reads, search, transactions
+from register.api import audit_routes
 from register.api.deps import context, in_read, in_write, json_body, settings_of
 from register.api.dispatch import FhirDispatcher, Route
 from register.api.negotiation import check_body_type, prefer, response_format
 from register.api.responses import fhir_response, version_headers, write_response
+from register.audit.requests import audited
 from register.errors import bad_request
 from register.search_capabilities import searchable_parameters
 
@@ -372,9 +374,19 @@ async def vread(
     )
 
 
+async def _read_or_audit(request: Request, resource_type: str, resource_id: str) -> Response:
+    """GET /{type}/{id}: AuditEvents come from the audit log, everything else from storage."""
+    if resource_type == "AuditEvent":
+        return await audit_routes.read(request, resource_type, resource_id)
+    return await read(request, resource_type, resource_id)
+
+
 # The table. Order matters where paths overlap: literal segments come before parameters.
 ROUTES: list[Route] = [
     Route("capabilities", "system", "GET", "/metadata", capabilities, public=True),
+    # AuditEvent is served from the audit log (register/api/audit_routes.py), not from storage.
+    Route("search-type", "type", "GET", "/AuditEvent", audit_routes.search),
+    Route("search-type", "type", "POST", "/AuditEvent/_search", audit_routes.search),
     Route("transaction", "system", "POST", "", transaction_or_batch),
     Route("batch", "system", "POST", "/", transaction_or_batch),
     Route("history-system", "system", "GET", "/_history", history_system),
@@ -384,7 +396,7 @@ ROUTES: list[Route] = [
     Route("create", "type", "POST", "/{resource_type}", create),
     Route("update", "type", "PUT", "/{resource_type}", conditional_update),
     Route("delete", "type", "DELETE", "/{resource_type}", conditional_delete),
-    Route("read", "instance", "GET", "/{resource_type}/{resource_id}", read),
+    Route("read", "instance", "GET", "/{resource_type}/{resource_id}", _read_or_audit),
     Route("operation", "type", "POST", "/{resource_type}/{name}", type_operation_post),
     Route("update", "instance", "PUT", "/{resource_type}/{resource_id}", update),
     Route("patch", "instance", "PATCH", "/{resource_type}/{resource_id}", patch),
@@ -429,5 +441,5 @@ ROUTES: list[Route] = [
 
 def build_dispatcher() -> FhirDispatcher:
     """The ASGI app serving every route of the table under ``/fhir``; every route but the
-    public ones passes the access gate first."""
-    return FhirDispatcher(ROUTES, guard=access_gate.guard)
+    public ones passes the access gate first, and is audited."""
+    return FhirDispatcher(ROUTES, guard=access_gate.guard, audit=audited)

@@ -235,6 +235,23 @@ def findings_for_repeat(conn: Connection, references: Iterable[str], group_key: 
     return row is not None
 
 
+def reported_issue(
+    conn: Connection, patient_id: str, rule: str, group_key: str, event_key: str
+) -> str | None:
+    """The DetectedIssue id of the same patient report made before, if any."""
+    return conn.execute(
+        select(F.c.issue_id)
+        .where(
+            F.c.patient_id == patient_id,
+            F.c.rule == rule,
+            F.c.group_key == group_key,
+            F.c.event_key == event_key,
+            F.c.patient_reported.is_(True),
+        )
+        .limit(1)
+    ).scalar()
+
+
 def save_finding(conn: Connection, values: dict[str, object]) -> None:
     """Log a finding for the improvement review."""
     conn.execute(insert(F).values(**values))

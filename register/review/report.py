@@ -36,7 +36,18 @@ DENOMINATOR_KINDS = {
     "duplicate-registration": ("registration",),
     "repeat-referral": ("referral",),
 }
-DIMENSIONS = ("rule", "code", "group", "repeat_org", "original_org", "service", "month")
+DIMENSIONS = (
+    "rule",
+    "code",
+    "group",
+    "repeat_org",
+    "original_org",
+    "service",
+    "month",
+    "source",
+)
+PATIENT_REPORTED = "patient-reported"
+DETECTED = "detected"
 
 
 def month_of(moment: datetime) -> str:
@@ -65,6 +76,11 @@ class FindingRow:
     mitigated: bool
     patient_reported: bool
     pseudonym: str
+
+    @property
+    def source(self) -> str:
+        """Who found it: the register (``detected``) or the patient (``patient-reported``)."""
+        return PATIENT_REPORTED if self.patient_reported else DETECTED
 
 
 def _findings(
@@ -180,7 +196,14 @@ class Review:
         ]
         per_month = Counter(f.month for f in chosen)
         if months is None:
-            all_months = sorted(set(per_month) | {m for (_, _, m) in self.denominators})
+            # The chart spans the months with findings or with actions the measure counts.
+            kinds = DENOMINATOR_KINDS.get(rule or "")
+            relevant = {
+                m
+                for (kind, org, m) in self.denominators
+                if (kinds is None or kind in kinds) and (repeat_org is None or org == repeat_org)
+            }
+            all_months = sorted(set(per_month) | relevant)
             months = _month_range(all_months)
         values: list[float] = []
         for month in months:
@@ -225,7 +248,7 @@ class Review:
         ]
         if 0 < len(rows) < SMALL_NUMBER:
             return []  # too few to show without risk of identifying someone
-        return [f.__dict__.copy() for f in rows]
+        return [{**f.__dict__, "source": f.source} for f in rows]
 
 
 def _month_range(months: list[str]) -> list[str]:
@@ -305,10 +328,11 @@ def record_improvement_action(
     )
 
 
-def to_csv(rows: Iterable[dict[str, Any]]) -> str:
-    """Rows as CSV text (columns in first-seen order)."""
+def to_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str] = ()) -> str:
+    """Rows as CSV text (``columns`` first, then any others in first-seen order); with no rows,
+    just the header of ``columns``."""
     rows = list(rows)
-    columns: list[str] = []
+    columns = list(columns)
     for row in rows:
         for key in row:
             if key not in columns:

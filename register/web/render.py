@@ -45,7 +45,7 @@ SECURITY_HEADERS = {
 NAVIGATION: dict[str, list[tuple[str, str]]] = {
     "patient": [("/my", "My summary"), ("/my/sharing", "My sharing choices")],
     "clinician": [("/clinician", "Find a patient")],
-    "reviewer": [("/review", "Duplicated work")],
+    "reviewer": [("/reviewer", "Duplicated work")],
     "privacy_officer": [("/privacy", "Access review queue")],
     "admin": [],
 }

@@ -126,7 +126,7 @@ async def _labels(request: Request, session: Any) -> dict[str, str]:
     return {**names, **RULE_DISPLAY}
 
 
-@router.get("/review")
+@router.get("/reviewer")
 async def dashboard(request: Request) -> Response:
     """The review dashboard: counts, rates, XmR trends and the improvement actions log."""
     session = await session_for(request, ROLE)
@@ -148,7 +148,7 @@ async def dashboard(request: Request) -> Response:
     )
 
 
-@router.get("/review/findings")
+@router.get("/reviewer/findings")
 async def drill_down(request: Request) -> Response:
     """The de-identified findings behind one count (none listed when fewer than 5)."""
     session = await session_for(request, ROLE)
@@ -168,7 +168,7 @@ async def drill_down(request: Request) -> Response:
     )
 
 
-@router.get("/review/counts.csv")
+@router.get("/reviewer/counts.csv")
 async def counts_csv(request: Request, by: str = "rule") -> Response:
     """Counts by the given dimensions (comma-separated) as CSV."""
     await session_for(request, ROLE)
@@ -177,7 +177,7 @@ async def counts_csv(request: Request, by: str = "rule") -> Response:
     return _csv(to_csv(review.counts(dims)), "duplicated-work-counts.csv")
 
 
-@router.get("/review/findings.csv")
+@router.get("/reviewer/findings.csv")
 async def findings_csv(request: Request) -> Response:
     """The drill-down of one count as CSV (de-identified; empty under 5)."""
     await session_for(request, ROLE)
@@ -191,7 +191,7 @@ def _csv(text: str, name: str) -> Response:
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
 
-@router.post("/review/actions")
+@router.post("/reviewer/actions")
 async def add_action(request: Request) -> Response:
     """Log an improvement action against a rule or organisation pair ("You said, we did")."""
     session = await session_for(request, ROLE)
@@ -210,7 +210,7 @@ async def add_action(request: Request) -> Response:
             status=400,
             title="Action not saved",
             message="Enter a date (YYYY-MM-DD) and a note; choose a rule from the list.",
-            link="/review#actions",
+            link="/reviewer#actions",
             link_text="Back to the review",
         )
 
@@ -227,4 +227,4 @@ async def add_action(request: Request) -> Response:
             )
 
     await run_in_threadpool(save)
-    return RedirectResponse("/review#actions", status_code=303)
+    return RedirectResponse("/reviewer#actions", status_code=303)

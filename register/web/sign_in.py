@@ -20,7 +20,7 @@ router = APIRouter(include_in_schema=False)
 HOME = {
     "patient": "/my",
     "clinician": "/clinician",
-    "reviewer": "/review",
+    "reviewer": "/reviewer",
     "privacy_officer": "/privacy",
 }
 

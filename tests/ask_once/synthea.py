@@ -9,9 +9,10 @@ ExplanationOfBenefits are left out: they are billing, not the clinical record.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,10 @@ def _rewrite(value: Any, targets: dict[str, str]) -> Any:
     return value
 
 
-def load_patient(path: Path) -> SyntheaPatient:
-    """Read one Synthea Bundle as a register record (references rewritten, sources attributed)."""
-    bundle = json.loads(path.read_text())
+def load_patient(path: Path, raw: bytes | None = None) -> SyntheaPatient:
+    """Read one Synthea Bundle as a register record (references rewritten, sources attributed);
+    ``raw`` is its JSON when it has been changed (dates shifted)."""
+    bundle = json.loads(raw if raw is not None else path.read_bytes())
     targets = {
         e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}"
         for e in bundle["entry"]
@@ -119,3 +121,35 @@ def all_patients(directory: Path = DATA) -> Iterator[SyntheaPatient]:
     """Every Synthea patient in ``directory`` (default: the shared data), in file name order."""
     for path in sorted(directory.glob("*.json")):
         yield load_patient(path)
+
+
+_DATE_STRING = re.compile(rb'"(\d{4})-(\d{2})-(\d{2})(T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)?"')
+
+
+def shift_dates(raw: bytes, days: int) -> bytes:
+    """A Synthea Bundle's JSON with every full date (and dateTime) moved by ``days``.
+
+    Intervals between records are kept (birth dates move too, so ages stay right); partial
+    dates (year, year-month) are left alone.
+    """
+
+    def moved(match: re.Match[bytes]) -> bytes:
+        day = date(int(match[1]), int(match[2]), int(match[3])) + timedelta(days=days)
+        return b'"' + day.isoformat().encode() + (match[4] or b"") + b'"'
+
+    return _DATE_STRING.sub(moved, raw)
+
+
+def attending_now(path: Path, today: date | None = None) -> tuple[bytes, int]:
+    """The patient's Bundle with dates shifted so the last encounter began yesterday: the
+    patient attends now (the phase-1 measurement's "day after the last encounter", at the real
+    date the HTTP operations use). Returns the JSON bytes and the shift in days."""
+    raw = path.read_bytes()
+    bundle = json.loads(raw)
+    last = max(
+        date.fromisoformat(e["resource"]["period"]["start"][:10])
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Encounter"
+    )
+    days = ((today or datetime.now(UTC).date()) - timedelta(days=1) - last).days
+    return shift_dates(raw, days), days

@@ -12,22 +12,37 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, select, update
 
-from register.audit.chain import PreparedEvent, append, verify
+from fhir_adapters.audit_event import AuditFacts, audit_event
+from register.audit.chain import PreparedEvent, append, link_hash, verify
 from register.audit.writer import AuditWriter
 from register.db import Database, read_transaction, write_transaction
 from register.schema import audit_head_table, audit_patient_table, audit_table
 
 
 def event(n: int, patients: tuple[str, ...] = ()) -> PreparedEvent:
-    content = orjson.dumps({"resourceType": "AuditEvent", "id": f"e{n}", "n": n})
+    event_id = f"e{n}-{uuid.uuid4().hex[:8]}"
+    facts = AuditFacts(
+        event_id=event_id,
+        recorded=datetime.now(UTC).isoformat(),
+        kind="rest",
+        action="read",
+        outcome="0",
+        agent_who=f"Practitioner/x{n}",
+        agent_org="ORG01",
+        patients=patients,
+        request_id=f"req-{n}",
+    )
     return PreparedEvent(
-        event_id=f"e{n}-{uuid.uuid4().hex[:8]}",
+        event_id=event_id,
         recorded=datetime.now(UTC),
         kind="rest",
         action="read",
         outcome="0",
-        content=content,
+        content=orjson.dumps(audit_event(facts)),
         patients=patients,
+        agent_who=facts.agent_who,
+        agent_org="ORG01",
+        request_id=facts.request_id,
     )
 
 
@@ -60,11 +75,25 @@ def test_intact_chain_verifies(engine):
     assert sorted(set(patients)) == ["p0", "p1", "p2"]
 
 
-TAMPERING = st.sampled_from(["edit", "delete", "insert", "swap", "truncate", "rehash-edit"])
+TAMPERING = st.sampled_from(
+    [
+        "edit",
+        "delete",
+        "insert",
+        "insert-middle",
+        "swap",
+        "swap-rows",
+        "truncate",
+        "rehash-edit",
+        "index-edit",
+        "patient-row-delete",
+        "patient-row-insert",
+    ]
+)
 
 
 @settings(
-    max_examples=30,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -74,23 +103,60 @@ def test_any_single_tampering_is_caught(engine, kind, size, data):
     fill(engine, size)
     target = data.draw(st.integers(min_value=1, max_value=size))
     T = audit_table
+    extra: set[int] = set()
     with write_transaction(engine) as conn:
         row = conn.execute(select(T).where(T.c.seq == target)).one()
         if kind == "edit":
-            changed = row.content.replace(b'"n":', b'"n": ')
+            changed = row.content.replace(b'"action":"R"', b'"action":"C"')
+            assert changed != row.content
             conn.execute(update(T).where(T.c.seq == target).values(content=changed))
+        elif kind == "index-edit":
+            # moving an event to another organisation's view, hashes untouched
+            conn.execute(update(T).where(T.c.seq == target).values(agent_org="OTHER"))
+        elif kind == "patient-row-delete":
+            # hiding an access from the patient's access log
+            conn.execute(
+                delete(audit_patient_table).where(
+                    audit_patient_table.c.seq == target,
+                    audit_patient_table.c.patient_id == f"p{(target - 1) % 3}",
+                )
+            )
+        elif kind == "patient-row-insert":
+            conn.execute(insert(audit_patient_table).values(seq=target, patient_id="someone"))
+        elif kind == "insert-middle":
+            # a forged event slid in after ``target``, later events renumbered, its own hash
+            # computed correctly by the forger
+            conn.execute(update(T).where(T.c.seq > target).values(seq=T.c.seq + 1000))
+            conn.execute(update(T).where(T.c.seq > 1000).values(seq=T.c.seq - 999))
+            forged = event(777).content
+            values = {c: getattr(row, c) for c in row._fields}
+            values.update(
+                seq=target + 1,
+                event_id="forged",
+                content=forged,
+                prev_hash=row.hash,
+                hash=link_hash(target + 1, row.hash, forged),
+                agent_who="Practitioner/x777",
+                request_id="req-777",
+            )
+            conn.execute(insert(T).values(**values))
+        elif kind == "swap-rows":
+            other = data.draw(
+                st.integers(min_value=1, max_value=size).filter(lambda s: s != target)
+            )
+            low, high = sorted((target, other))
+            extra.add(low)
+            conn.execute(update(T).where(T.c.seq == low).values(seq=-1))
+            conn.execute(update(T).where(T.c.seq == high).values(seq=low))
+            conn.execute(update(T).where(T.c.seq == -1).values(seq=high))
         elif kind == "rehash-edit":
             # An attacker who also recomputes this event's own hash still breaks the next link.
-            from register.audit.chain import link_hash
-
             changed = row.content + b" "
             conn.execute(
                 update(T)
                 .where(T.c.seq == target)
                 .values(content=changed, hash=link_hash(target, row.prev_hash, changed))
             )
-            if target == size:  # the last event: the head still names the old hash
-                pass
         elif kind == "delete":
             conn.execute(delete(T).where(T.c.seq == target))
         elif kind == "insert":
@@ -110,7 +176,7 @@ def test_any_single_tampering_is_caught(engine, kind, size, data):
     report = check(engine)
     assert not report.intact, kind
     # The report says where: at the event tampered with, the one after it, or the head.
-    places = {f"event {n}:" for n in (target, target + 1, size + 10)}
+    places = {f"event {n}:" for n in (target, target + 1, target + 2, size + 10, *extra)}
     assert any(
         any(p in problem for p in places) or "head" in problem for problem in report.problems
     ), report.problems
@@ -140,7 +206,7 @@ def test_writer_refuses_when_the_log_cannot_be_written(engine, monkeypatch):
     def broken(conn, events):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(writer_module, "append", broken)
+    monkeypatch.setattr(writer_module, "append_events", broken)
     with pytest.raises(writer_module.AuditUnavailable):
         asyncio.run(writer.record(event(1)))
     writer.close()

@@ -37,7 +37,8 @@ class Record:
     resource_type: str
     patient: str
     author_org: str | None
-    labels: frozenset[str] = frozenset()  # "system|code", as stored (after labelling on write)
+    labels: frozenset[str] = frozenset()  # "system|code", as stored (after labelling on write);
+    # for a Provenance, its target's
     codes: frozenset[str] = frozenset()  # "system|code"
     date: datetime | None = None
 
@@ -127,6 +128,12 @@ def shared(world: World, record: Record, org: str | None, purpose: str) -> bool:
     """Rules 3 and 5-7 for a requester in a care relationship (README table)."""
     if record.resource_type in ALWAYS_SHARED:
         return True
+    if record.resource_type == "Provenance":  # rule 4; its labels are its target's
+        return (
+            not world.opt_in
+            and record.patient not in world.consents
+            and not (record.labels & SENSITIVE)
+        )
     root = world.consents.get(record.patient)
     deciding = _deciding(root, record, org, purpose) if root is not None else None
     if record.labels & SENSITIVE:

@@ -126,6 +126,7 @@ class ConsentMachine(RuleBasedStateMachine):
         self.ods = {key: f"{key}{self.tag}" for key in ORG_KEYS}
         self.model = World()
         self.records: dict[str, Record] = {}  # "Type/id" -> record
+        self.provenances: list[Record] = []  # one per version written, labelled as its target
         self.consents: dict[str, list[tuple[str, Provision | None, bool]]] = {}
         self.tokens: dict[Requester, str] = {}
         self.count = 0
@@ -167,9 +168,17 @@ class ConsentMachine(RuleBasedStateMachine):
         headers = {"Authorization": f"Bearer {self.token(who)}", **headers}
         return self.http.request(method, f"/fhir/{url}", json=body, headers=headers)
 
-    def put(self, who: Requester, resource: dict[str, Any]) -> dict[str, Any]:
+    def put(
+        self,
+        who: Requester,
+        resource: dict[str, Any],
+        patient: str | None = None,
+        labels: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
         response = self.send(who, "PUT", f"{resource['resourceType']}/{resource['id']}", resource)
         assert response.status_code in (200, 201), response.text
+        if patient is not None:  # the register records a Provenance of every version
+            self.provenances.append(Record("Provenance", patient, who.org, labels))
         return dict(response.json())
 
     def new_id(self, kind: str) -> str:
@@ -201,6 +210,7 @@ class ConsentMachine(RuleBasedStateMachine):
             self.put(
                 self.system("A"),
                 {"resourceType": "Patient", "id": pid, "name": [{"family": f"Fam{self.tag}{key}"}]},
+                patient=pid,
             )
             self.records[f"Patient/{pid}"] = Record("Patient", pid, self.ods["A"])
 
@@ -219,6 +229,7 @@ class ConsentMachine(RuleBasedStateMachine):
                 "subject": {"reference": f"Patient/{pid}"},
                 "serviceProvider": {"reference": f"Organization/org-{ods}"},
             },
+            patient=pid,
         )
         self.records[f"Encounter/{rid}"] = Record("Encounter", pid, ods)
         self.model.relationships.add((ods, pid))
@@ -254,8 +265,8 @@ class ConsentMachine(RuleBasedStateMachine):
         if label is not None:
             s, _, c = label.rpartition("|")
             body["meta"] = {"security": [{"system": s, "code": c}]}
-        self.put(self.system(org), body)
         labels = {x for x in (label, CODES[code]) if x is not None}
+        self.put(self.system(org), body, patient=pid, labels=frozenset(labels))
         self.records[f"{kind}/{rid}"] = Record(
             kind,
             pid,
@@ -278,7 +289,7 @@ class ConsentMachine(RuleBasedStateMachine):
                 "performer": [{"reference": f"Patient/{pid}"}],
                 "verification": [{"verified": True, "verificationDate": "2026-11-01"}],
             }
-        self.put(writer, body)
+        self.put(writer, body, patient=pid)
         history = self.consents.setdefault(pid, [])
         history.append((rid, tree, True))
         self.records[f"Consent/{rid}"] = Record(
@@ -294,8 +305,12 @@ class ConsentMachine(RuleBasedStateMachine):
         response = self.send(self.patient(PATIENT_KEYS[int(pid[-1])]), "GET", f"Consent/{rid}")
         assert response.status_code == 200, response.text
         self.put(
-            self.patient(PATIENT_KEYS[int(pid[-1])]), {**response.json(), "status": "inactive"}
+            self.patient(PATIENT_KEYS[int(pid[-1])]),
+            {**response.json(), "status": "inactive"},
+            patient=pid,
         )
+        # The patient wrote the current version: it is no longer an organisation's record.
+        self.records[f"Consent/{rid}"] = Record("Consent", pid, None)
         history = self.consents[pid]
         tree = next(t for r, t, _ in history if r == rid)
         history[:] = [item for item in history if item[0] != rid] + [(rid, tree, False)]
@@ -332,7 +347,7 @@ class ConsentMachine(RuleBasedStateMachine):
         """Whether the consent rules removed a record of these types (what the notice says)."""
         if who.role == "patient":
             return False
-        for rec in self.records.values():
+        for rec in [*self.records.values(), *self.provenances]:
             if rec.resource_type not in types or rec.patient != patient:
                 continue
             reachable = (
@@ -448,7 +463,7 @@ class ConsentMachine(RuleBasedStateMachine):
         types = ("Observation", "Condition", "Encounter", "Consent", "Patient")
         found = [r for r in self.refs(entries) if r.split("/")[0] in types]
         assert sorted(found) == sorted(self.allowed(who, *types, patient=pid)), who
-        assert has_notice(response.json()) == self.withheld(who, types, pid)
+        assert has_notice(response.json()) == self.withheld(who, (*types, "Provenance"), pid)
 
     @invariant()
     def nothing_to_check(self) -> None:

@@ -321,7 +321,7 @@ def test_reviewer_journey(browser_page) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("button", name="Log action").click()
     page.wait_for_load_state()
     assert page.get_by_text("Hospital reads HbA1c from the register first").is_visible()
-    page.goto("/review/findings?rule=repeat-test")
+    page.goto("/reviewer/findings?rule=repeat-test")
     assert page.get_by_role("table", name="De-identified findings").is_visible()
     check(page, "review-findings")
 

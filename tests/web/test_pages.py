@@ -22,13 +22,13 @@ def test_sign_in_page_lists_the_demo_users(browser_client) -> None:
 def test_each_person_lands_on_their_audience_page(browser_client) -> None:
     assert sign_in(browser_client, "margaret") == "/my"
     assert sign_in(browser_client, "dr.patel") == "/clinician"
-    assert sign_in(browser_client, "reviewer") == "/review"
+    assert sign_in(browser_client, "reviewer") == "/reviewer"
     assert sign_in(browser_client, "privacy") == "/privacy"
 
 
 def test_pages_of_another_audience_send_you_to_sign_in(browser_client) -> None:
     sign_in(browser_client, "margaret")
-    for path in ("/clinician", "/clinician/patients/demo-david-hughes", "/review", "/privacy"):
+    for path in ("/clinician", "/clinician/patients/demo-david-hughes", "/reviewer", "/privacy"):
         answer = browser_client.get(path, follow_redirects=False)
         assert answer.status_code == 303 and answer.headers["location"] == "/sign-in", path
 
@@ -175,24 +175,24 @@ def _repeat_hba1c_tests(app, token_for, count: int) -> None:  # type: ignore[no-
 def test_review_dashboard_csv_and_actions(browser_client, demo_app, token_for) -> None:
     _repeat_hba1c_tests(demo_app, token_for, 6)
     sign_in(browser_client, "reviewer")
-    page = browser_client.get("/review")
+    page = browser_client.get("/reviewer")
     assert page.status_code == 200
     words = text_of(page.text)
     assert "By rule" in words and "Improvement actions" in words
     assert "Repeat investigation inside its minimum retesting interval" in words
     assert "Community Diabetes Team (Y02002)" in words  # organisations named, not just coded
     assert "XmR chart" in page.text and "Special cause" in words
-    csv = browser_client.get("/review/counts.csv?by=rule,month")
+    csv = browser_client.get("/reviewer/counts.csv?by=rule,month")
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[0].startswith("rule,month,findings")
-    drill = text_of(browser_client.get("/review/findings?rule=repeat-test").text)
+    drill = text_of(browser_client.get("/reviewer/findings?rule=repeat-test").text)
     assert "Patient (pseudonym)" in drill
     assert "Margaret" not in drill and "9990000018" not in drill and "demo-margaret" not in drill
-    rows = browser_client.get("/review/findings.csv?rule=repeat-test").text.splitlines()
+    rows = browser_client.get("/reviewer/findings.csv?rule=repeat-test").text.splitlines()
     assert len(rows) >= 6 and "pseudonym" in rows[0]
     assert not any("demo-margaret" in row for row in rows)
     answer = browser_client.post(
-        "/review/actions",
+        "/reviewer/actions",
         data={
             "csrf_token": csrf_token(page.text),
             "rule": "repeat-test",
@@ -202,7 +202,8 @@ def test_review_dashboard_csv_and_actions(browser_client, demo_app, token_for) -
         follow_redirects=False,
     )
     assert answer.status_code == 303
-    assert "HbA1c results shared with the hospital lab system" in browser_client.get("/review").text
+    logged = browser_client.get("/reviewer").text
+    assert "HbA1c results shared with the hospital lab system" in logged
 
 
 def test_duplicate_findings_are_shown_beside_the_entries_they_concern(

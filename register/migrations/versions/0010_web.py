@@ -1,7 +1,7 @@
 """Server-side sessions of the pages (``register/web/session_schema.py``).
 
 Revision ID: 0010_web
-Revises: 0006_consent
+Revises: 0007_audit_review
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from register.db_types import UTCDateTime
 
 revision = "0010_web"
-down_revision = "0006_consent"
+down_revision = "0007_audit_review"
 branch_labels = None
 depends_on = None
 

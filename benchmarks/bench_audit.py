@@ -1,0 +1,157 @@
+"""What auditing costs: audited against unaudited reads, same run, same database.
+
+    python -m benchmarks.bench_audit [--postgres URL] [--workers 1] [--patients 2000]
+
+For each database: seed patients, then in alternating rounds start ``careregister serve`` with
+auditing on and with ``REGISTER_AUDIT_ENABLED=false`` (the setting exists for this measurement
+only) and drive each with wrk: reads by id of random patients, and a search by identifier. Every
+audited read waits until the group-commit writer has committed its event. Prints a Markdown table;
+the ratio is audited / unaudited throughput (median of the rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from benchmarks.bench_core import bench_token, patient, seed
+from benchmarks.harness import (
+    free_port,
+    lua_paths,
+    median_run,
+    register_server,
+    running,
+    temp_dir,
+)
+from register.db import create_db_engine, read_transaction
+from register.schema import audit_table
+
+
+def prepare_database(kind: str, postgres_url: str | None, workdir) -> str:  # type: ignore[no-untyped-def]
+    """A fresh database URL of the given kind (its own PostgreSQL database name, so it never
+    clashes with another benchmark running on the same server)."""
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / 'bench.sqlite3'}"
+    assert postgres_url
+    base = make_url(postgres_url)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "careregister_bench_audit" WITH (FORCE)'))
+        conn.execute(text('CREATE DATABASE "careregister_bench_audit"'))
+    admin.dispose()
+    return base.set(database="careregister_bench_audit").render_as_string(hide_password=False)
+
+
+def _events(url: str) -> int:
+    engine = create_db_engine(url)
+    with read_transaction(engine) as conn:
+        found = int(conn.execute(select(func.count()).select_from(audit_table)).scalar_one())
+    engine.dispose()
+    return found
+
+
+def measure(kind: str, args: argparse.Namespace) -> list[dict]:
+    """Audited and unaudited figures for one database kind."""
+    workdir = temp_dir()
+    url = prepare_database(kind, args.postgres, workdir)
+    ids, _ = seed(url, args.patients)
+    sample = random.sample(range(len(ids)), min(500, len(ids)))
+    for folder in ("r", "s"):
+        (workdir / folder).mkdir()
+    scripts = {
+        "read by id": lua_paths([f"/fhir/Patient/{ids[i]}" for i in sample], workdir / "r"),
+        "search by NHS number": lua_paths(
+            [
+                "/fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number%7C"
+                + patient(i)["identifier"][0]["value"]
+                for i in sample
+            ],
+            workdir / "s",
+        ),
+    }
+    results: dict[tuple[str, bool], list] = {}
+    for round_ in range(args.rounds):
+        for audited in (True, False) if round_ % 2 == 0 else (False, True):
+            port = free_port()
+            env = {
+                "REGISTER_DATABASE_URL": url,
+                "REGISTER_DATA_DIR": str(workdir / "data"),
+                "REGISTER_LOG_LEVEL": "warning",
+                "REGISTER_BASE_URL": f"http://127.0.0.1:{port}/fhir",
+                "REGISTER_AUTH_TOKEN_LIFETIME_SECONDS": "3600",
+                "REGISTER_AUDIT_ENABLED": "true" if audited else "false",
+            }
+            token = bench_token(workdir / "data", env["REGISTER_BASE_URL"])
+            runs = {
+                "runs": 1,
+                "seconds": args.seconds,
+                "headers": {"Authorization": f"Bearer {token}"},
+            }
+            ready = f"http://127.0.0.1:{port}/ready"
+            with running(register_server(port, env, args.workers), env, ready):
+                for what, script in scripts.items():
+                    result = median_run(f"http://127.0.0.1:{port}/", script=script, **runs)
+                    results.setdefault((what, audited), []).append(result)
+    rows = []
+    for what in scripts:
+        on, off = results[(what, True)], results[(what, False)]
+        on_rps = statistics.median(r.rps for r in on)
+        off_rps = statistics.median(r.rps for r in off)
+        rows.append(
+            {
+                "what": what,
+                "db": kind,
+                "workers": args.workers,
+                "patients": args.patients,
+                "on_rps": on_rps,
+                "on_p50": statistics.median(r.p50_ms for r in on),
+                "on_p99": statistics.median(r.p99_ms for r in on),
+                "off_rps": off_rps,
+                "off_p50": statistics.median(r.p50_ms for r in off),
+                "ratio": on_rps / off_rps,
+                "errors": sum(r.errors for r in on + off),
+            }
+        )
+    rows.append({"events": _events(url), "db": kind})
+    return rows
+
+
+def main() -> None:
+    """Run the benchmark and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--postgres", help="PostgreSQL server URL (a bench database is made)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--patients", type=int, default=2000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    random.seed(7)
+    kinds = ["sqlite"] + (["postgresql"] if args.postgres else [])
+    rows = [row for kind in kinds for row in measure(kind, args)]
+    figures = [r for r in rows if "what" in r]
+    failed = [r for r in figures if r["errors"]]
+    if failed:  # a refused request is fast: a ratio over errors means nothing
+        summary = [(r["what"], r["db"], r["errors"]) for r in failed]
+        raise SystemExit(f"non-2xx answers (what, database, count): {summary}")
+    print(
+        "| what | database | workers | data | audited req/s | p50 ms | p99 ms | "
+        "unaudited req/s | p50 ms | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in figures:
+        print(
+            f"| {r['what']} | {r['db']} | {r['workers']} | {r['patients']} patients | "
+            f"{r['on_rps']:.0f} | {r['on_p50']:.2f} | {r['on_p99']:.2f} | "
+            f"{r['off_rps']:.0f} | {r['off_p50']:.2f} | {r['ratio']:.2f} |"
+        )
+    for r in rows:
+        if "events" in r:
+            print(f"\n{r['db']}: {r['events']} audit events recorded during the run")
+
+
+if __name__ == "__main__":
+    main()
