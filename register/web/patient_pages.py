@@ -130,3 +130,26 @@ async def my_summary(request: Request) -> Response:
         disagreements=record.disagreements(),
         available=record.patient is not None,
     )
+
+
+@router.get("/my/access")
+async def who_looked(request: Request, before: str = "") -> Response:
+    """Who looked at my record: the access log in plain words, break-glass highlighted."""
+    session = await session_for(request, ROLE)
+    patient_id = (session.identity.fhir_user or "").split("/", 1)[-1]
+    params = {"_count": "20"}
+    if before.isdigit():
+        params["_before"] = before
+    answer = await Fhir(request, session).get(f"Patient/{patient_id}/$access-log", params=params)
+    body = answer.body if answer.ok and isinstance(answer.body, dict) else {}
+    next_link = str(body.get("next") or "")
+    next_before = next_link.rsplit("_before=", 1)[-1] if "_before=" in next_link else ""
+    return page(
+        request,
+        "patient/access_log.html",
+        session,
+        title="Who looked at my record",
+        entries=body.get("entries") or [],
+        available=answer.ok,
+        next_before=next_before if next_before.isdigit() else "",
+    )

@@ -43,7 +43,11 @@ SECURITY_HEADERS = {
 }
 
 NAVIGATION: dict[str, list[tuple[str, str]]] = {
-    "patient": [("/my", "My summary"), ("/my/sharing", "My sharing choices")],
+    "patient": [
+        ("/my", "My summary"),
+        ("/my/access", "Who looked at my record"),
+        ("/my/sharing", "My sharing choices"),
+    ],
     "clinician": [("/clinician", "Find a patient")],
     "reviewer": [("/reviewer", "Duplicated work")],
     "privacy_officer": [("/privacy", "Access review queue")],

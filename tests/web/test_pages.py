@@ -300,3 +300,26 @@ def test_a_malformed_patient_id_reads_as_not_available(browser_client) -> None:
     sign_in(browser_client, "dr.patel")
     for bad in ("x%3F_id=demo-margaret-thompson", "a%20b", "x" * 65):
         assert browser_client.get(f"/clinician/patients/{bad}").status_code == 404
+
+
+def test_who_looked_at_my_record_shows_the_hospital_and_break_glass(
+    browser_client, other_browser
+) -> None:
+    sign_in(other_browser, "dr.okafor")
+    found = other_browser.get("/clinician?nhs=9990000018")
+    reason = "Chest pain in the emergency department, history needed"
+    answer = other_browser.post(
+        "/clinician/break-glass",
+        data={"csrf_token": csrf_token(found.text), "nhs": "9990000018", "reason": reason},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    assert other_browser.get(answer.headers["location"]).status_code == 200
+    sign_in(browser_client, "margaret")
+    browser_client.get("/my")  # her own looks are not listed
+    page = browser_client.get("/my/access")
+    assert page.status_code == 200
+    words = text_of(page.text)
+    assert "Emergency access" in words and reason in words
+    assert "Northbridge General Hospital" in words
+    assert "Margaret Thompson looked" not in words
