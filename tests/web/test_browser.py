@@ -231,12 +231,16 @@ def test_patient_journey(browser_page) -> None:  # type: ignore[no-untyped-def]
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], "the summary scrolls sideways on a phone"
     page.set_viewport_size({"width": 1280, "height": 800})
-    # My sharing choices: only some organisations, share mental health; check, then confirm
+    # My sharing choices: every organisation, and mental health too; check, then confirm.
+    # (The other tests of this module share the server: a narrower choice would hide the record
+    # from the hospital in the clinician's journey. tests/web/test_sharing_pages.py covers it.)
+    page.get_by_role("link", name="Who looked at my record").click()
+    assert page.get_by_role("heading", name="Who looked at my record").is_visible()
+    check(page, "patient-access-log")
     page.get_by_role("link", name="My sharing choices").click()
     assert page.get_by_role("heading", name="My sharing choices").is_visible()
     check(page, "patient-sharing")
-    page.get_by_label("Share only with the organisations I choose").check()
-    page.get_by_label("Riverside Medical Practice").check()
+    page.get_by_label("Share with every organisation caring for me").check()
     page.get_by_label("Share mental health", exact=False).check()
     page.get_by_role("button", name="Continue").click()
     assert page.get_by_role("heading", name="Check your sharing choices").is_visible()
@@ -340,7 +344,7 @@ def test_privacy_officer_journey(browser_page) -> None:  # type: ignore[no-untyp
     card = page.get_by_role("region").filter(has_text="Found unresponsive at home, GP closed")
     assert card.is_visible()
     check(page, "privacy-queue")
-    card.get_by_label("Appropriate", exact=True).check()
+    card.get_by_label("Appropriate", exact=True).check()  # not "Inappropriate"
     card.get_by_label("Note").fill("Emergency attendance confirmed")
     card.get_by_role("button", name="Save review").click()
     page.wait_for_load_state()
