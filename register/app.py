@@ -26,6 +26,7 @@ from register.db import Database, create_db_engine
 from register.duplicates import operations as duplicate_operations  # noqa: F401 (registers)
 from register.duplicates import reports as duplicate_reports  # noqa: F401 (registers)
 from register.settings import Settings, get_settings
+from register.web import install as install_pages
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(ops_router)
     app.include_router(auth_routes.router)  # /auth/token, /auth/jwks
     app.include_router(review_router)  # /review/... (improvement review, JSON and CSV)
+    install_pages(app)  # the pages for people (register/web)
     dispatcher = build_dispatcher()
     # One route catches everything under /fhir (with or without a trailing slash) and hands it
     # to the FHIR dispatcher; Starlette's exception handlers still apply. It goes first, so a

@@ -261,6 +261,27 @@ def review(
     _console().print(table)
 
 
+@app.command()
+def assets(
+    with_test: Annotated[
+        bool, typer.Option("--with-test/--no-test", help="Also axe-core (browser tests).")
+    ] = True,
+) -> None:
+    """Fetch the pages' front-end packages from the npm registry (pinned, sha512-checked)."""
+    from register.web.assets import AssetError, fetch
+
+    folder = get_settings().web_assets_dir
+    try:
+        done = fetch(folder, include_test=with_test)
+    except AssetError as exc:
+        _console().print(f"[red]Front-end packages not installed[/]: {exc}")
+        raise typer.Exit(code=1) from None
+    _console().print(
+        f"Front-end packages in {folder}: "
+        + (", ".join(done) + " installed" if done else "up to date")
+    )
+
+
 audit_app = typer.Typer(help="The audit log: verify its hash chain.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 

@@ -175,6 +175,58 @@ class Settings(BaseSettings):
 
     # ---- end of auth block ---------------------------------------------------------------------
 
+    # ---- web: the pages (owned by register/web/; keep this block together) --------------------
+    web_assets_dir: Path = Field(
+        default=Path("var/web-assets"),
+        description="Folder `careregister assets` unpacks the npm front-end packages into.",
+    )
+    web_session_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="Minutes a page session lasts without use."
+    )
+    web_demo_login: bool = Field(
+        default=True,
+        description="Whether the sign-in page offers the embedded login (and lists demo users).",
+    )
+    web_oidc_issuer: str | None = Field(
+        default=None,
+        description="External OpenID Connect provider (e.g. NHS login) for patients: its `iss`.",
+    )
+    web_oidc_client_id: str | None = Field(default=None, description="Client id at the provider.")
+    web_oidc_client_secret: str | None = Field(
+        default=None, description="Client secret at the provider (unset: a public client, PKCE)."
+    )
+    web_oidc_authorization_endpoint: str | None = Field(
+        default=None, description="The provider's authorization endpoint (https)."
+    )
+    web_oidc_token_endpoint: str | None = Field(
+        default=None, description="The provider's token endpoint (https)."
+    )
+    web_oidc_jwks_url: str | None = Field(
+        default=None, description="The provider's JWKS URL the id_token is verified against."
+    )
+    web_oidc_scope: str = Field(
+        default="openid profile", description="Scopes asked of the provider."
+    )
+    web_oidc_nhs_number_claim: str = Field(
+        default="nhs_number",
+        description="id_token claim holding the NHS number that names the patient's record.",
+    )
+
+    @property
+    def web_oidc_enabled(self) -> bool:
+        """Whether an external OpenID Connect provider is configured (all its settings set)."""
+        return all(
+            (
+                self.web_oidc_issuer,
+                self.web_oidc_client_id,
+                self.web_oidc_authorization_endpoint,
+                self.web_oidc_token_endpoint,
+                self.web_oidc_jwks_url,
+            )
+        )
+
+    # ---- end of web block ----------------------------------------------------------------------
+
     @field_validator("base_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:

@@ -8,6 +8,7 @@ PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e .
 .venv/bin/careregister migrate
+.venv/bin/careregister assets --no-test   # the pages' NHS.UK styles and Chart.js, from the npm registry
 if .venv/bin/careregister --help | grep -q " demo "; then
   .venv/bin/careregister demo
 fi

@@ -8,6 +8,7 @@ PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/careregister assets   # NHS.UK frontend, Chart.js and axe-core from the npm registry (pinned)
 if [ -z "${REGISTER_TEST_POSTGRES_URL:-}" ]; then
   if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; }; then
     eval "$(bash .ci/postgres.sh)"
