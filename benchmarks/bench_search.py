@@ -40,7 +40,7 @@ import httpx
 import orjson
 from sqlalchemy import create_engine, text
 
-from benchmarks.bench_core import prepare_database
+from benchmarks.bench_core import BENCH_ORG, TOKEN_LIFETIME, bench_token, prepare_database
 from benchmarks.harness import (
     ROOT,
     WrkResult,
@@ -92,7 +92,7 @@ def load(url: str, raws: list[bytes], copies: range) -> int:
     """Post each bundle copy as a transaction, as ``careregister load`` would; resources loaded."""
     engine = create_db_engine(url)
     upgrade(engine)
-    ctx = RequestContext(request_id="bench", base_url="http://127.0.0.1/fhir")
+    ctx = RequestContext(request_id="bench", base_url="http://127.0.0.1/fhir", author_org=BENCH_ORG)
     loaded = 0
     started = time.monotonic()
     for copy in copies:
@@ -147,11 +147,13 @@ def paths(chosen: dict[str, Any]) -> dict[str, list[str]]:
     return found
 
 
-def walk(base: str, path: str, times: int, warm: int = 2) -> tuple[float, float, int]:
+def walk(
+    base: str, path: str, times: int, headers: dict[str, str], warm: int = 2
+) -> tuple[float, float, int]:
     """Fetch every page of ``path`` following next links, ``times`` times: p50, p99 ms, pages."""
     durations = []
     pages = 0
-    with httpx.Client(timeout=60) as client:
+    with httpx.Client(timeout=60, headers=headers) as client:
         for _ in range(times + warm):
             started = time.perf_counter()
             url: str | None = base + path
@@ -210,6 +212,15 @@ def measure_pair(
         _server_env(url, workdir, port, tag)
         for url, port, tag in zip(urls, ports, ("1x", "nx"), strict=True)
     ]
+    auths = [
+        {
+            "Authorization": "Bearer "
+            + bench_token(Path(env["REGISTER_DATA_DIR"]), env["REGISTER_BASE_URL"])
+        }
+        for env in envs
+    ]
+    for env in envs:
+        env["REGISTER_AUTH_TOKEN_LIFETIME_SECONDS"] = str(TOKEN_LIFETIME)
     results: tuple[dict[str, WrkResult], dict[str, WrkResult]] = ({}, {})
     with contextlib.ExitStack() as stack:
         for port, env in zip(ports, envs, strict=True):
@@ -219,21 +230,26 @@ def measure_pair(
         for question, items in paths(chosen).items():
             script = lua_paths(items, workdir)
             runs: tuple[list[WrkResult], list[WrkResult]] = ([], [])
-            for base in bases:
-                wrk(base + "/", seconds=3, script=script)  # warm-up
+            for base, auth in zip(bases, auths, strict=True):
+                wrk(base + "/", seconds=3, script=script, headers=auth)  # warm-up
             for _ in range(args.runs):
                 for side, base in enumerate(bases):
-                    runs[side].append(wrk(base + "/", seconds=args.seconds, script=script))
+                    runs[side].append(
+                        wrk(base + "/", seconds=args.seconds, script=script, headers=auths[side])
+                    )
             for side in (0, 1):
                 results[side][question] = _median(runs[side])
             print(f"    {question}: 1x {results[0][question]}  Nx {results[1][question]}")
-            body = httpx.get(bases[0] + items[0], timeout=60).content
+            body = httpx.get(bases[0] + items[0], timeout=60, headers=auths[0]).content
             (workdir / f"{question}.json").write_bytes(body)
-        walks = [walk(base, f"/fhir/Patient/{chosen['biggest']}/$everything", 2) for base in bases]
+        walks = [
+            walk(base, f"/fhir/Patient/{chosen['biggest']}/$everything", 2, auth)
+            for base, auth in zip(bases, auths, strict=True)
+        ]
         timed: tuple[list[float], list[float]] = ([], [])
         for _ in range(args.walks):
             for side, base in enumerate(bases):
-                timed[side].append(_walk_once(base, chosen["biggest"]))
+                timed[side].append(_walk_once(base, chosen["biggest"], auths[side]))
     figures = []
     for side, url in enumerate(urls):
         durations = sorted(timed[side])
@@ -254,8 +270,8 @@ def _median(results: list[WrkResult]) -> WrkResult:
     )
 
 
-def _walk_once(base: str, patient_id: str) -> float:
-    return walk(base, f"/fhir/Patient/{patient_id}/$everything", 1, warm=0)[0]
+def _walk_once(base: str, patient_id: str, headers: dict[str, str]) -> float:
+    return walk(base, f"/fhir/Patient/{patient_id}/$everything", 1, headers, warm=0)[0]
 
 
 def _count(url: str) -> int:
@@ -289,6 +305,12 @@ def main() -> None:
     parser.add_argument("--walks", type=int, default=20)
     parser.add_argument("--patients", type=int, default=40, help="patients asked about")
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="a SQLite work folder of an earlier run (bench-1x.sqlite3 and bench.sqlite3, loaded "
+        "by this script): measure again without loading",
+    )
     args = parser.parse_args()
     raws = bundles()
     kinds = ["sqlite"] + (["postgresql"] if args.postgres else [])
@@ -296,6 +318,15 @@ def main() -> None:
         kinds = [args.only]
     table: dict[str, tuple[Figures, Figures]] = {}
     bare: dict[str, WrkResult] = {}
+    if args.reuse:
+        workdir = args.reuse
+        first, url = (
+            f"sqlite:///{workdir / name}" for name in ("bench-1x.sqlite3", "bench.sqlite3")
+        )
+        print("sqlite: measuring 1x and grown copies side by side (reused)")
+        table["sqlite"] = measure_pair((first, url), workdir, targets(first, args.patients), args)
+        bare = ceiling(workdir, args)
+        kinds = []
     for kind in kinds:
         workdir = temp_dir()
         url = prepare_database(kind, args.postgres, workdir)
@@ -309,6 +340,15 @@ def main() -> None:
         table[kind] = measure_pair((first, url), workdir, chosen, args)
         if not bare:
             bare = ceiling(workdir, args)
+    refused = [
+        (kind, question, figures.wrk[question].errors)
+        for kind, pair in table.items()
+        for figures in pair
+        for question in QUESTIONS
+        if figures.wrk[question].errors
+    ]
+    if refused:  # a refused request is fast: ratios over them would flatter the register
+        raise SystemExit(f"non-2xx answers (database, question, count): {refused}")
     print_tables(table, bare, args)
 
 

@@ -37,6 +37,7 @@ from fhir_adapters.operation_outcome import ResourceInvalid, error, operation_ou
 from fhir_adapters.sourced import ODS_SYSTEM, Sourced
 from fhir_adapters.validation import validate_resource
 from register import interactions, search, storage
+from register.consent_notice import MESSAGE, NOTICE, withheld_visibility
 from register.context import RequestContext
 from register.errors import FhirError, bad_request
 from register.storage import Visibility
@@ -63,11 +64,14 @@ class PatientRecord:
 
     ``records`` are the visible resources whose record this is (the Patient excluded), each
     with the organisation that recorded it; ``organisations`` maps those ODS codes to names.
+    ``withheld``: the patient's Consent or a sensitive label kept something of these types from
+    this requester (never what or how many; never set for the patient's own view).
     """
 
     patient: Sourced
     records: list[Sourced]
     organisations: dict[str, str]
+    withheld: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Populated:
 
     response: dict[str, Any]
     report: sdc.PopulateReport
+    withheld: bool = False  # something of the record was withheld from the requester
 
 
 def record_visibility(ctx: RequestContext) -> Visibility:
@@ -129,7 +134,9 @@ def patient_record(
     if patient is None:
         raise FhirError(404, error("not-found", f"Patient/{patient_id[:64]} is not known."))
     orgs = {r.org for r in records if r.org} | ({patient.org} if patient.org else set())
-    return PatientRecord(patient, records, organisation_names(conn, ctx, orgs))
+    hidden = withheld_visibility(replace(ctx, visibility=visibility))
+    withheld = hidden is not None and storage.compartment_has(conn, hidden, patient_id, wanted)
+    return PatientRecord(patient, records, organisation_names(conn, ctx, orgs), withheld)
 
 
 def organisation_names(
@@ -173,7 +180,7 @@ def patient_summary(
     picking one. A patient asking for their own summary gets exactly what their token sees.
     """
     record = patient_record(conn, ctx, patient_id, SUMMARY_TYPES)
-    return ips.patient_summary(
+    document = ips.patient_summary(
         record.patient,
         record.records,
         now=now or datetime.now(UTC),
@@ -181,6 +188,12 @@ def patient_summary(
         base_url=ctx.base_url,
         care_processes=shipped_questionnaire(ANNUAL_REVIEW_URL),
     )
+    if record.withheld:
+        composition = document["entry"][0]["resource"]
+        composition.setdefault("extension", []).append(
+            {"url": ips.NOTE_URL, "valueAnnotation": {"text": MESSAGE}}
+        )
+    return document
 
 
 # --- $populate ---------------------------------------------------------------------------------
@@ -311,14 +324,16 @@ def populate(
         now=moment,
         organisations=record.organisations,
     )
-    return Populated(response, report)
+    return Populated(response, report, record.withheld)
 
 
 def populate_parameters(populated: Populated) -> dict[str, Any]:
     """The ``$populate`` output: Parameters with ``response`` and, when there were problems,
-    ``issues`` (an OperationOutcome of warnings naming the items concerned)."""
+    ``issues`` (an OperationOutcome of warnings naming the items concerned, and the
+    withheld-items notice when consent or confidentiality left something out)."""
     parameters: list[dict[str, Any]] = [{"name": "response", "resource": populated.response}]
-    problems = [warning("processing", text) for text in populated.report.issues]
+    problems = [NOTICE] if populated.withheld else []
+    problems += [warning("processing", text) for text in populated.report.issues]
     for item in populated.report.items:
         problems.extend(
             warning("processing", f"item {item.link_id}: {problem}") for problem in item.problems

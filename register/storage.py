@@ -345,6 +345,24 @@ def read_compartment(
     ]
 
 
+def compartment_has(
+    conn: Connection,
+    visibility: Visibility,
+    patient_id: str,
+    types: Sequence[str] | None = None,
+) -> bool:
+    """Whether any current resource of Patient ``patient_id``'s compartment (of ``types``) is
+    visible under ``visibility`` (one ``LIMIT 1`` query; used with the visibility of what
+    withholdings removed, to say that something was withheld without saying what)."""
+    from register.search_schema import compartment_table as M
+
+    members = select(M.c.resource_pk).where(M.c.patient_id == patient_id)
+    if types is not None:
+        members = members.where(M.c.resource_type.in_(list(types)))
+    query = select(R.c.pk).where(R.c.pk.in_(members), R.c.deleted.is_(False)).limit(1)
+    return conn.execute(_visible(query, visibility)).first() is not None
+
+
 # --- writes ------------------------------------------------------------------------------------
 
 

@@ -5,11 +5,13 @@ Imported once by the app factory; the work is done by :mod:`register.everything`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from auth.policy import FhirInteraction
 from register import operations
 from register.api.deps import context, in_read, json_body, settings_of
 from register.api.negotiation import prefer, response_format
@@ -27,6 +29,11 @@ async def everything(
     """GET|POST /Patient/{id}/$everything (POST takes a Parameters resource, or nothing)."""
     fmt = response_format(request)
     ctx = context(request)
+    if ctx.access is not None:
+        # Admitted as an operation on Patient; what it returns is of every type, so it gets the
+        # policy's sight for reading any type (the token's read scopes per type), as a search of
+        # each type would.
+        ctx = replace(ctx, visibility=ctx.access.visibility_for(FhirInteraction.READ, None))
     assert resource_id is not None
     params = list(request.query_params.multi_items())
     if request.method == "POST" and request.headers.get("content-length", "0") != "0":

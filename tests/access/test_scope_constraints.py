@@ -90,3 +90,32 @@ def test_written_content_must_meet_the_constraints(world):
         "/fhir/Observation", json=_categorised("p", "laboratory"), headers=headers
     )
     assert lab.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("scope", "types"),
+    [
+        ("patient/Patient.rs", {"Patient"}),
+        ("patient/Patient.rs patient/Observation.rs", {"Patient", "Observation"}),
+        (
+            "patient/Patient.rs patient/Observation.rs?category=laboratory",
+            {"Patient", "Observation"},
+        ),
+    ],
+)
+def test_everything_returns_only_types_the_scopes_allow(world, scope, types):
+    """$everything is admitted as an operation on Patient, but each record it returns is read
+    under the token's read scope for that record's type (and its query constraints): exactly
+    the Observations a search with the same token finds."""
+    headers = _headers(world, scope)
+    response = world.http.get("/fhir/Patient/p/$everything", headers=headers)
+    assert response.status_code == 200, response.text
+    returned = [e["resource"] for e in response.json().get("entry", [])]
+    assert {r["resourceType"] for r in returned} - {"OperationOutcome"} <= types
+    observations = {r["id"] for r in returned if r["resourceType"] == "Observation"}
+    if "Observation" not in types:
+        assert observations == set()
+        return
+    searched = world.http.get("/fhir/Observation", params={"patient": "p"}, headers=headers)
+    assert observations == set(_ids(searched))
+    assert ("vital-p" in observations) == ("?" not in scope)

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from fhir_adapters.ips import RECORDED_BY_URL
 from fhir_adapters.sdc import LAST_KNOWN_URL, PREFILL_CANDIDATE_URL, PREFILL_SOURCE_URL
 from tests.ask_once.conftest import questionnaire
-from tests.ask_once.world import ANNUAL_REVIEW, AUTHOR, CLERKING, ODS, RECORDS, World
+from tests.ask_once.world import ANNUAL_REVIEW, AUTHOR, CLERKING, ODS, RECORDS, SCT, World
+from tests.consent.helpers import TYPES, consent
 
 CLINICIAN_NO_ALLERGIES = (
     "user/Patient.rs user/Condition.rs user/Observation.rs user/MedicationRequest.rs "
@@ -452,3 +453,77 @@ def test_break_glass_opens_the_summary_of_a_patient_without_a_relationship(world
     assert response.status_code == 200, response.text
     assert "AllergyIntolerance/all-pen" in _entry_refs(response.json())
     assert _populate(world, "other_clinician", CLERKING).status_code == 200
+
+
+# --- consent and sensitive data ----------------------------------------------------------------
+
+
+def _problem_codes(world: World, who: str) -> set[str]:
+    qr = _populate(world, who, CLERKING).json()["parameter"][0]["resource"]
+    return {
+        coding["code"]
+        for answer in _items(qr)["problems"].get("answer", [])
+        for coding in [answer.get("valueCoding", {})]
+        if "code" in coding
+    }
+
+
+def test_sensitive_record_is_absent_from_summary_and_prefill_of_other_organisations(
+    world: World,
+) -> None:
+    depression = {
+        "resourceType": "Condition",
+        "id": "cond-dep",
+        "code": {"coding": [{"system": SCT, "code": "35489007"}], "text": "Depressive disorder"},
+        "subject": {"reference": "Patient/p"},
+        "onsetDateTime": "2025-01-10",
+    }
+    world.put("gp_system", depression)  # labelled mental health on write: sensitive
+    assert world.get("hosp_clinician", "Condition/cond-dep").status_code == 404
+    for who in ("hosp_clinician", "dt_system"):
+        summary = _summary(world, who)
+        assert summary.status_code == 200
+        assert "cond-dep" not in summary.text and "Depress" not in summary.text
+        assert "35489007" not in _problem_codes(world, who)
+        assert "44054006" in _problem_codes(world, who)  # the rest is still there
+        # ... and they are told that something was withheld, never what.
+        assert _withheld_notice(world, who) == (True, True)
+    # The GP recorded it: its own summary and pre-fill show it; so does the patient's own view.
+    for who in ("gp_system", "patient_p"):
+        assert "Condition/cond-dep" in _entry_refs(_summary(world, who).json())
+        assert "35489007" in _problem_codes(world, who)
+        assert _withheld_notice(world, who) == (False, False)
+
+
+def _withheld_notice(world: World, who: str) -> tuple[bool, bool]:
+    """Whether the summary and the clerking pre-fill carry the withheld-items notice."""
+    composition = _summary(world, who).json()["entry"][0]["resource"]
+    in_summary = any(
+        "confidentiality" in e.get("valueAnnotation", {}).get("text", "")
+        for e in composition.get("extension", [])
+    )
+    parameters = _populate(world, who, CLERKING).json()["parameter"]
+    issues = [p["resource"]["issue"] for p in parameters if p["name"] == "issues"]
+    in_prefill = any(i["code"] == "suppressed" for found in issues for i in found)
+    return in_summary, in_prefill
+
+
+def test_consent_withheld_allergies_are_absent_and_not_flagged(world: World) -> None:
+    """The patient withholds allergy records from other organisations: the hospital's summary
+    and pre-fill keep its own allergy only, and no flag names the GP's."""
+    choice = {
+        "type": "permit",
+        "provision": [{"type": "deny", "class": [{"system": TYPES, "code": "AllergyIntolerance"}]}],
+    }
+    written = world.post("patient_p", "Consent", consent("p", choice))
+    assert written.status_code == 201, written.text
+    summary = _summary(world, "hosp_clinician")
+    refs = _entry_refs(summary.json())
+    assert "AllergyIntolerance/all-latex" in refs  # its own record is never withheld from it
+    assert "AllergyIntolerance/all-pen" not in refs
+    assert "Penicillin" not in summary.text
+    populated = _populate(world, "hosp_clinician", CLERKING)
+    assert "Penicillin" not in populated.text and "all-pen" not in populated.text
+    assert "Latex" in populated.text
+    assert "AllergyIntolerance/all-pen" in _entry_refs(_summary(world, "gp_system").json())
+    assert _withheld_notice(world, "hosp_clinician") == (True, True)

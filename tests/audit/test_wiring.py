@@ -268,3 +268,59 @@ def test_the_chain_stays_valid_with_concurrent_readers_and_writers(world, engine
     with read_transaction(engine) as conn:
         report = verify(conn)
     assert report.intact, report.problems
+
+
+def test_every_other_interaction_kind(world, engine):
+    """update, patch, delete, vread, history, compartment search, transaction: one event each,
+    with its interaction, the versions written or resources read, and the patient."""
+    http, gp = world.http, world.as_("gp_system")
+
+    def one(response, status: int):  # type: ignore[no-untyped-def]
+        assert response.status_code == status, response.text
+        (event,) = events(engine, one.start)
+        one.start = event.seq
+        assert event.request_id == response.headers["x-request-id"] and event.outcome == "0"
+        return event
+
+    one.start = last_seq(engine)  # type: ignore[attr-defined]
+    changed = {**observation("q", 50.0), "id": "obs-q"}
+    updated = one(http.put("/fhir/Observation/obs-q", json=changed, headers=gp), 200)
+    assert (updated.action, updated.content["action"]) == ("update", "U")
+    assert "Observation/obs-q/_history/2" in updated.entities and updated.patients == {"q"}
+    patched = one(
+        http.patch(
+            "/fhir/Observation/obs-q",
+            json=[{"op": "replace", "path": "/status", "value": "amended"}],
+            headers={**gp, "Content-Type": "application/json-patch+json"},
+        ),
+        200,
+    )
+    assert patched.action == "patch" and "Observation/obs-q/_history/3" in patched.entities
+    vread = one(http.get("/fhir/Observation/obs-q/_history/1", headers=gp), 200)
+    assert (vread.action, vread.entities, vread.patients) == (
+        "vread",
+        {"Observation/obs-q"},
+        {"q"},
+    )
+    history = one(http.get("/fhir/Observation/obs-q/_history", headers=gp), 200)
+    assert history.action == "history-instance" and history.patients == {"q"}
+    compartment = one(http.get("/fhir/Patient/q/Observation", headers=gp), 200)
+    assert compartment.action == "search-type" and compartment.patients == {"q"}
+    assert compartment.query == "Patient/q/Observation"
+    deleted = one(http.delete("/fhir/Observation/obs-q", headers=gp), 204)
+    assert (deleted.action, deleted.content["action"]) == ("delete", "D")
+    assert "Observation/obs-q/_history/4" in deleted.entities and deleted.patients == {"q"}
+    post = {"method": "POST", "url": "Observation"}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": observation("p", 41.0), "request": post},
+            {"resource": observation("q", 42.0), "request": post},
+        ],
+    }
+    transaction = one(http.post("/fhir", json=bundle, headers=gp), 200)
+    assert transaction.action == "transaction" and transaction.patients == {"p", "q"}
+    assert len([e for e in transaction.entities if e.startswith("Observation/")]) == 2
+    with read_transaction(engine) as conn:
+        assert verify(conn).intact

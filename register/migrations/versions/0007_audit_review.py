@@ -1,7 +1,7 @@
 """Audit entities (for AuditEvent?entity=) and the privacy officer's review queue.
 
 Revision ID: 0007_audit_review
-Revises: 0005_audit
+Revises: 0006_consent
 """
 
 from __future__ import annotations
