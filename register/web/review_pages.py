@@ -18,8 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from auth.policy import Refusal, ReviewUse, review_access
 from fhir_adapters.detected_issue import RULE_DISPLAY
-from register.api.deps import db_of, settings_of
+from register.api.deps import base_url, db_of, settings_of
 from register.relationships import ODS_SYSTEM
 from register.review.keys import review_key
 from register.review.report import (
@@ -29,12 +30,27 @@ from register.review.report import (
     record_improvement_action,
     to_csv,
 )
-from register.web.fhir_client import Fhir
-from register.web.guard import form_of, session_for
+from register.web.fhir_client import Fhir, access_token
+from register.web.guard import SignInNeeded, form_of, session_for
 from register.web.render import SECURITY_HEADERS, page
+from register.web.sessions import WebSession
 
 router = APIRouter(include_in_schema=False)
 ROLE = "reviewer"
+
+
+async def _reviewer(request: Request, use: ReviewUse = ReviewUse.READ) -> WebSession:
+    """The reviewer's session, admitted by the same policy decision as the review API
+    (``auth.policy.review_access`` on the principal of the session's own token)."""
+    session = await session_for(request, ROLE)
+    token = access_token(request, session)
+    tokens = request.app.state.access.endpoints(base_url(request)).tokens
+    principal = await run_in_threadpool(tokens.principal, token)
+    if isinstance(review_access(principal, use), Refusal):
+        raise SignInNeeded
+    return session
+
+
 MARKERS = {
     "beyond-limit": "Point beyond a control limit",
     "shift": "Shift: 7 or more points on one side of the mean",
@@ -129,7 +145,7 @@ async def _labels(request: Request, session: Any) -> dict[str, str]:
 @router.get("/reviewer")
 async def dashboard(request: Request) -> Response:
     """The review dashboard: counts, rates, XmR trends and the improvement actions log."""
-    session = await session_for(request, ROLE)
+    session = await _reviewer(request)
     review = await run_in_threadpool(_load, request)
     return page(
         request,
@@ -151,7 +167,7 @@ async def dashboard(request: Request) -> Response:
 @router.get("/reviewer/findings")
 async def drill_down(request: Request) -> Response:
     """The de-identified findings behind one count (none listed when fewer than 5)."""
-    session = await session_for(request, ROLE)
+    session = await _reviewer(request)
     chosen = {k: v for k, v in request.query_params.items() if k in DIMENSIONS}
     review = await run_in_threadpool(_load, request)
     rows = review.drill_down(chosen)
@@ -171,7 +187,7 @@ async def drill_down(request: Request) -> Response:
 @router.get("/reviewer/counts.csv")
 async def counts_csv(request: Request, by: str = "rule") -> Response:
     """Counts by the given dimensions (comma-separated) as CSV."""
-    await session_for(request, ROLE)
+    await _reviewer(request)
     dims = [d for d in by.split(",") if d in DIMENSIONS] or ["rule"]
     review = await run_in_threadpool(_load, request)
     return _csv(to_csv(review.counts(dims)), "duplicated-work-counts.csv")
@@ -180,7 +196,7 @@ async def counts_csv(request: Request, by: str = "rule") -> Response:
 @router.get("/reviewer/findings.csv")
 async def findings_csv(request: Request) -> Response:
     """The drill-down of one count as CSV (de-identified; empty under 5)."""
-    await session_for(request, ROLE)
+    await _reviewer(request)
     chosen = {k: v for k, v in request.query_params.items() if k in DIMENSIONS}
     review = await run_in_threadpool(_load, request)
     return _csv(to_csv(review.drill_down(chosen)), "duplicated-work-findings.csv")
@@ -194,7 +210,7 @@ def _csv(text: str, name: str) -> Response:
 @router.post("/reviewer/actions")
 async def add_action(request: Request) -> Response:
     """Log an improvement action against a rule or organisation pair ("You said, we did")."""
-    session = await session_for(request, ROLE)
+    session = await _reviewer(request, ReviewUse.RECORD_ACTION)
     form = await form_of(request, session)
     note = form.get("note", "").strip()
     rule = form.get("rule") or None

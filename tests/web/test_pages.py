@@ -322,3 +322,24 @@ def test_who_looked_at_my_record_shows_the_hospital_and_break_glass(
     assert "Emergency access" in words and reason in words
     assert "Northbridge General Hospital" in words
     assert "Margaret Thompson looked" not in words
+
+
+def test_reviewer_pages_ask_the_review_policy(browser_client, monkeypatch) -> None:
+    """The reviewer pages are admitted by auth.policy.review_access, as the review API is: when
+    the policy refuses the session's principal, every reviewer page sends them to sign in."""
+    from auth.policy import Refusal
+    from register.web import review_pages
+
+    asked: list[str] = []
+
+    def refuse(principal, use):  # type: ignore[no-untyped-def]
+        asked.append(principal.role.value)
+        return Refusal(403, "refused for the test")
+
+    sign_in(browser_client, "reviewer")
+    assert browser_client.get("/reviewer").status_code == 200
+    monkeypatch.setattr(review_pages, "review_access", refuse)
+    for path in ("/reviewer", "/reviewer/findings?rule=repeat-test", "/reviewer/counts.csv"):
+        answer = browser_client.get(path, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"] == "/sign-in", path
+    assert asked == ["reviewer"] * 3
