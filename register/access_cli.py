@@ -37,7 +37,7 @@ DEFAULT_SCOPES = {
     "clinician": "user/*.cruds",
     "system": "system/*.cruds",
     "patient": "patient/*.rs patient/Consent.cu patient/QuestionnaireResponse.c "
-    "patient/Observation.c patient/Communication.c",
+    "patient/Observation.c patient/Communication.c patient/DetectedIssue.c",
     "reviewer": "user/*.rs",
     "admin": "user/*.rs",
     "privacy_officer": "user/*.rs",

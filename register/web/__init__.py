@@ -22,6 +22,7 @@ from register.web import (
     patient_pages,
     privacy_pages,
     questionnaire_pages,
+    report_pages,
     review_pages,
     sharing_pages,
     sign_in,
@@ -46,7 +47,7 @@ def install(app: FastAPI) -> None:
         name="nhsuk-assets",
     )
     pages = (sign_in, patient_pages, clinician_pages, questionnaire_pages, review_pages)
-    for module in (*pages, sharing_pages, privacy_pages):
+    for module in (*pages, sharing_pages, report_pages, privacy_pages):
         app.include_router(module.router)
 
     @app.exception_handler(SignInNeeded)

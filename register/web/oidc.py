@@ -38,7 +38,7 @@ from register.web.sessions import Identity
 COOKIE = "careregister_oidc"
 PATIENT_SCOPE = (
     "patient/*.rs patient/Consent.cu patient/QuestionnaireResponse.c patient/Observation.c "
-    "patient/Communication.c"
+    "patient/Communication.c patient/DetectedIssue.c"
 )
 _JWKS: dict[str, RemoteJwks] = {}
 

@@ -47,9 +47,10 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("/my", "My summary"),
         ("/my/access", "Who looked at my record"),
         ("/my/sharing", "My sharing choices"),
+        ("/my/report", "Tell us what went wrong"),
     ],
     "clinician": [("/clinician", "Find a patient")],
-    "reviewer": [("/reviewer", "Duplicated work")],
+    "reviewer": [("/reviewer", "Duplicated work"), ("/reviewer/feedback", "Patient feedback")],
     "privacy_officer": [("/privacy", "Access review queue")],
     "admin": [],
 }

@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from auth.policy import Refusal, ReviewUse, review_access
 from fhir_adapters.detected_issue import RULE_DISPLAY
+from register import feedback
 from register.api.deps import base_url, db_of, settings_of
 from register.relationships import ODS_SYSTEM
 from register.review.keys import review_key
@@ -161,6 +162,28 @@ async def dashboard(request: Request) -> Response:
         rules=RULE_DISPLAY,
         labels=await _labels(request, session),
         total=len(review.findings),
+    )
+
+
+def _feedback_counts(request: Request) -> list[feedback.ThemeCount]:
+    with db_of(request).read() as conn:
+        return feedback.theme_counts(conn)
+
+
+@router.get("/reviewer/feedback")
+async def feedback_themes(request: Request) -> Response:
+    """Patient feedback themes: counts by theme and month only (fewer than 5 shown as "<5");
+    never the patients' words, names or record ids."""
+    session = await _reviewer(request)
+    counts = await run_in_threadpool(_feedback_counts, request)
+    return page(
+        request,
+        "review/feedback.html",
+        session,
+        title="Patient feedback themes",
+        counts=counts,
+        themes=feedback.themes(),
+        small=feedback.SMALL,
     )
 
 
