@@ -249,6 +249,25 @@ def test_patient_journey(browser_page) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_load_state()
     assert page.get_by_text("Your choices are saved").is_visible()
     check(page, "patient-sharing-saved")
+    # Tell us what went wrong: a mistake first (the error summary), then a report and feedback.
+    page.get_by_role("link", name="Tell us what went wrong").click()
+    assert page.get_by_role("heading", name="Tell us what went wrong").is_visible()
+    check(page, "patient-report")
+    page.get_by_role("button", name="Send report").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", name="There is a problem").is_visible()
+    check(page, "patient-report-error")
+    page.get_by_label("I had a test again", exact=False).check()
+    page.get_by_label("In your own words", exact=False).fill("My blood test was done twice")
+    page.get_by_role("button", name="Send report").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", name="Thank you, your report was sent").is_visible()
+    check(page, "patient-report-sent")
+    page.get_by_role("link", name="Tell us about something else").click()
+    page.get_by_label("Waiting").check()
+    page.get_by_role("button", name="Send feedback").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", name="Thank you for your feedback").is_visible()
 
 
 def test_clinician_journey(browser_page, live_server) -> None:  # type: ignore[no-untyped-def]
@@ -328,6 +347,9 @@ def test_reviewer_journey(browser_page) -> None:  # type: ignore[no-untyped-def]
     page.goto("/reviewer/findings?rule=repeat-test")
     assert page.get_by_role("table", name="De-identified findings").is_visible()
     check(page, "review-findings")
+    page.get_by_role("link", name="Patient feedback").click()
+    assert page.get_by_role("heading", name="Patient feedback themes").is_visible()
+    check(page, "review-feedback")
 
 
 def test_privacy_officer_journey(browser_page) -> None:  # type: ignore[no-untyped-def]
