@@ -15,35 +15,20 @@ import argparse
 import random
 import statistics
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from benchmarks.bench_core import bench_token, patient, seed
 from benchmarks.harness import (
     free_port,
     lua_paths,
     median_run,
+    prepare_database,
     register_server,
     running,
     temp_dir,
 )
 from register.db import create_db_engine, read_transaction
 from register.schema import audit_table
-
-
-def prepare_database(kind: str, postgres_url: str | None, workdir) -> str:  # type: ignore[no-untyped-def]
-    """A fresh database URL of the given kind (its own PostgreSQL database name, so it never
-    clashes with another benchmark running on the same server)."""
-    if kind == "sqlite":
-        return f"sqlite:///{workdir / 'bench.sqlite3'}"
-    assert postgres_url
-    base = make_url(postgres_url)
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text('DROP DATABASE IF EXISTS "careregister_bench_audit" WITH (FORCE)'))
-        conn.execute(text('CREATE DATABASE "careregister_bench_audit"'))
-    admin.dispose()
-    return base.set(database="careregister_bench_audit").render_as_string(hide_password=False)
 
 
 def _events(url: str) -> int:
@@ -57,7 +42,7 @@ def _events(url: str) -> int:
 def measure(kind: str, args: argparse.Namespace) -> list[dict]:
     """Audited and unaudited figures for one database kind."""
     workdir = temp_dir()
-    url = prepare_database(kind, args.postgres, workdir)
+    url = prepare_database(kind, args.postgres, workdir, "careregister_bench_audit")
     ids, _ = seed(url, args.patients)
     sample = random.sample(range(len(ids)), min(500, len(ids)))
     for folder in ("r", "s"):

@@ -25,14 +25,12 @@ import random
 import statistics
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 from benchmarks.bench_core import TOKEN_LIFETIME
 from benchmarks.harness import (
     WrkResult,
     free_port,
     lua_paths,
+    prepare_database,
     register_server,
     running,
     temp_dir,
@@ -81,21 +79,6 @@ def _consent(pid: str) -> dict:
             ],
         },
     }
-
-
-def prepare_database(kind: str, postgres_url: str | None, workdir: Path) -> str:
-    """A fresh, migrated database URL of the given kind (its own PostgreSQL database, so other
-    benchmarks running at the same time keep theirs)."""
-    if kind == "sqlite":
-        return f"sqlite:///{workdir / 'bench.sqlite3'}"
-    assert postgres_url
-    base = make_url(postgres_url)
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text('DROP DATABASE IF EXISTS "careregister_bench_consent" WITH (FORCE)'))
-        conn.execute(text('CREATE DATABASE "careregister_bench_consent"'))
-    admin.dispose()
-    return base.set(database="careregister_bench_consent").render_as_string(hide_password=False)
 
 
 def seed(url: str, patients: int) -> dict[str, list[str]]:
@@ -195,7 +178,7 @@ def measure(kind: str, args: argparse.Namespace) -> list[dict]:
     """Figures for one database kind, one server; the targets' runs interleaved so the
     machine's drift falls on all of them."""
     workdir = temp_dir()
-    url = prepare_database(kind, args.postgres, workdir)
+    url = prepare_database(kind, args.postgres, workdir, "careregister_bench_consent")
     paths = seed(url, args.patients)
     port = free_port()
     env = {

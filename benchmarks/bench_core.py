@@ -20,9 +20,6 @@ import random
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 from auth.principal import Role
 from benchmarks.harness import (
     ROOT,
@@ -31,6 +28,7 @@ from benchmarks.harness import (
     lua_paths,
     lua_post_unique,
     median_run,
+    prepare_database,
     register_server,
     running,
     temp_dir,
@@ -57,20 +55,6 @@ def patient(i: int) -> dict:
         "birthDate": date(1940 + i % 60, 1 + i % 12, 1 + i % 28).isoformat(),
         "address": [{"line": [f"{i} High Street"], "city": "Preston", "postalCode": "PR1 1AA"}],
     }
-
-
-def prepare_database(kind: str, postgres_url: str | None, workdir: Path) -> str:
-    """A fresh, migrated database URL of the given kind."""
-    if kind == "sqlite":
-        return f"sqlite:///{workdir / 'bench.sqlite3'}"
-    assert postgres_url
-    base = make_url(postgres_url)
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text('DROP DATABASE IF EXISTS "careregister_bench" WITH (FORCE)'))
-        conn.execute(text('CREATE DATABASE "careregister_bench"'))
-    admin.dispose()
-    return base.set(database="careregister_bench").render_as_string(hide_password=False)
 
 
 def seed(url: str, count: int) -> tuple[list[str], bytes]:
@@ -108,7 +92,7 @@ def bench_token(data_dir: Path, base_url: str) -> str:
 def measure(kind: str, args: argparse.Namespace) -> list[dict]:
     """Register and ceiling figures for one database kind."""
     workdir = temp_dir()
-    url = prepare_database(kind, args.postgres, workdir)
+    url = prepare_database(kind, args.postgres, workdir, "careregister_bench")
     ids, body = seed(url, args.patients)
     sample = random.sample(ids, min(500, len(ids)))
     read_script = lua_paths([f"/fhir/Patient/{i}" for i in sample], workdir)

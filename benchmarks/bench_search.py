@@ -40,7 +40,7 @@ import httpx
 import orjson
 from sqlalchemy import create_engine, text
 
-from benchmarks.bench_core import BENCH_ORG, TOKEN_LIFETIME, bench_token, prepare_database
+from benchmarks.bench_core import BENCH_ORG, TOKEN_LIFETIME, bench_token
 from benchmarks.harness import (
     ROOT,
     WrkResult,
@@ -48,6 +48,7 @@ from benchmarks.harness import (
     free_port,
     lua_paths,
     median_run,
+    prepare_database,
     register_server,
     running,
     shared_data,
@@ -329,7 +330,7 @@ def main() -> None:
         kinds = []
     for kind in kinds:
         workdir = temp_dir()
-        url = prepare_database(kind, args.postgres, workdir)
+        url = prepare_database(kind, args.postgres, workdir, "careregister_bench_search")
         print(f"{kind}: loading 1x")
         load(url, raws, range(1))
         chosen = targets(url, args.patients)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -192,6 +194,22 @@ def shared_data(subfolder: str) -> Path:
     if not folder.is_dir() or not any(folder.iterdir()):
         raise SystemExit(f"no data at {folder}: set REGISTER_SHARED_DATA to the shared data folder")
     return folder
+
+
+def prepare_database(kind: str, postgres_url: str | None, workdir: Path, name: str) -> str:
+    """A fresh database URL of the given kind: a SQLite file in ``workdir``, or the PostgreSQL
+    database ``name`` (dropped and created again; each benchmark has its own name, so benchmarks
+    running at the same time on one server never drop each other's)."""
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / 'bench.sqlite3'}"
+    assert postgres_url, "--postgres URL is needed for PostgreSQL"
+    base = make_url(postgres_url)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 def temp_dir() -> Path:
