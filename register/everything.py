@@ -46,8 +46,11 @@ def everything_bundle(
     patient_id: str,
     params: Params,
     options: SearchOptions | None = None,
+    notice_ctx: RequestContext | None = None,
 ) -> bytes:
-    """One page of Patient ``patient_id``'s record as a searchset Bundle (404 if not visible)."""
+    """One page of Patient ``patient_id``'s record as a searchset Bundle (404 if not visible).
+    ``notice_ctx``: the context whose withholdings decide the withheld-items notice (the
+    operation's own, when ``ctx`` reads under per-type read scopes)."""
     options = options or SearchOptions()
     interactions.check_id(patient_id)
     patient = storage.read(conn, ctx.visibility, "Patient", patient_id)
@@ -104,7 +107,7 @@ def everything_bundle(
     if ignored:
         issues = [warning("not-supported", f"Ignored {n}.", n) for n in ignored]
         entries.append(entry_bytes(resource=outcome_bytes(issues), search={"mode": "outcome"}))
-    withheld = withheld_visibility(ctx)
+    withheld = withheld_visibility(notice_ctx or ctx)
     if withheld is not None:  # the whole record, not this page: nothing said about counts
         hidden = _members(conn, replace(ctx, visibility=withheld), patient_id, types, since, 0, 1)
         entries += notice_entries(bool(hidden))

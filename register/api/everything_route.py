@@ -28,7 +28,7 @@ async def everything(
 ) -> Response:
     """GET|POST /Patient/{id}/$everything (POST takes a Parameters resource, or nothing)."""
     fmt = response_format(request)
-    ctx = context(request)
+    ctx = notice_ctx = context(request)
     if ctx.access is not None:
         # Admitted as an operation on Patient; what it returns is of every type, so it gets the
         # policy's sight for reading any type (the token's read scopes per type), as a search of
@@ -43,7 +43,7 @@ async def everything(
         settings.default_page_size, settings.max_page_size, prefer(request).handling == "strict"
     )
     body = await in_read(
-        request, lambda conn: everything_bundle(conn, ctx, resource_id, params, options)
+        request, lambda conn: everything_bundle(conn, ctx, resource_id, params, options, notice_ctx)
     )
     return fhir_response(body, fmt=fmt)
 
