@@ -48,6 +48,8 @@ def test_patient_summary_reads_without_javascript(browser_client) -> None:
     assert "recorded by Riverside Medical Practice" in words
     assert "recorded by Community Diabetes Team" in words
     assert "not recorded" not in words  # every item has its organisation
+    # appointments (her encounters) and the care team that looks after her
+    assert "Recent and upcoming appointments" in words and "Your care team" in words
 
 
 def test_patient_summary_shows_only_the_patients_own_record(browser_client) -> None:
