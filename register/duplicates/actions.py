@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
+from fhir_adapters.sourced import parse_instant
 from register.duplicates.config import DuplicateConfig
 
 # The register's own extension for a clinician's reason to repeat an action on purpose.
@@ -62,22 +63,6 @@ class CareAction:
         return self.status not in INACTIVE_STATUSES
 
 
-def parse_time(value: Any) -> datetime | None:
-    """A FHIR date/dateTime/instant as an aware datetime (dates at midnight UTC)."""
-    if not isinstance(value, str) or len(value) < 4:
-        return None
-    text = value.replace("Z", "+00:00")
-    if len(text) == 4:
-        text += "-01-01"
-    elif len(text) == 7:
-        text += "-01"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _codes(concept: Any) -> frozenset[str]:
     if not isinstance(concept, dict):
         return frozenset()
@@ -107,7 +92,7 @@ def _first_time(resource: dict[str, Any], *names: str) -> datetime | None:
         value = resource.get(name)
         if isinstance(value, dict):  # Period
             value = value.get("start") or value.get("end")
-        moment = parse_time(value)
+        moment = parse_instant(value)
         if moment is not None:
             return moment
     return None
@@ -313,7 +298,7 @@ def _prescription(
         practitioner_fields=("requester",),
     )
     validity = (resource.get("dispenseRequest") or {}).get("validityPeriod") or {}
-    ends = parse_time(validity.get("end")) if isinstance(validity, dict) else None
+    ends = parse_instant(validity.get("end")) if isinstance(validity, dict) else None
     if ends is not None and ends < occurred:
         base["status"] = "completed"
     yield CareAction(
