@@ -9,7 +9,5 @@ PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 .venv/bin/python -m pip install -q -e .
 .venv/bin/careregister migrate
 .venv/bin/careregister assets --no-test   # the pages' NHS.UK styles and Chart.js, from the npm registry
-if .venv/bin/careregister --help | grep -q " demo "; then
-  .venv/bin/careregister demo
-fi
+.venv/bin/careregister demo   # the demo organisations, people and records; prints how to get a token
 exec .venv/bin/careregister serve "$@"
