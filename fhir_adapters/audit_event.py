@@ -67,7 +67,7 @@ class AuditFacts:
     """Everything one audit event records."""
 
     event_id: str
-    recorded: str  # instant
+    recorded: str  # instant; empty: rendered from the event's time when the bytes are made
     kind: str  # rest | login | token | break-glass | client-registration
     action: str  # restful interaction code, or a short verb for other kinds
     outcome: str  # 0 | 4 | 8 | 12

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -43,8 +44,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         access.start()  # the signing key is generated on first start
+        if settings.audit_enabled:
+            audit.start()  # the audit writer process
+        # Everything loaded so far lives as long as the process: keep it out of the garbage
+        # collector's full passes, which otherwise stalled requests for tens of milliseconds
+        # (p99 of audited reads 86 ms -> 16 ms, benchmarks/README.md).
+        gc.collect()
+        gc.freeze()
         yield
-        audit.close()  # commits what is queued
+        await audit.aclose()  # waits for what was shipped to commit
         access.close()
         db.dispose()
 

@@ -112,7 +112,8 @@ class Database:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._local = threading.local()
-        self._write_lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        """Serialises this process's SQLite writers (see :meth:`write`)."""
 
     @contextmanager
     def read(self, *, snapshot: bool = True) -> Iterator[Connection]:
@@ -139,7 +140,7 @@ class Database:
         lock: SQLite's own busy wait sleeps and retries, which under load gave second-long tails.
         """
         if self.is_sqlite:
-            with self._write_lock, write_transaction(self.engine) as conn:
+            with self.write_lock, write_transaction(self.engine) as conn:
                 yield conn
             return
         with write_transaction(self.engine) as conn:

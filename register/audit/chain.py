@@ -9,152 +9,77 @@ on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
+from register.audit.plan import (
+    ANY_EVENT_SQL,
+    GENESIS,
+    HEAD_SQL,
+    Alert,
+    ChainPlan,
+    PreparedEvent,
+    Statement,
+    head_of,
+    insert_sql,
+    link_hash,
+    plan_append,
+)
 from register.schema import audit_head_table, audit_patient_table, audit_table
 
-GENESIS = "0" * 64
+__all__ = [
+    "ANY_EVENT_SQL",
+    "GENESIS",
+    "HEAD_SQL",
+    "Alert",
+    "ChainPlan",
+    "PreparedEvent",
+    "Statement",
+    "append",
+    "head_of",
+    "insert_sql",
+    "link_hash",
+    "plan_append",
+    "read_head",
+    "run_statements",
+    "verify",
+]
+
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 H = audit_head_table
 E = audit_table
 P = audit_patient_table
 
 
-@dataclass(slots=True)  # not frozen: built for every request, and frozen init costs
-class PreparedEvent:
-    """An audit event ready to append: its bytes and the columns used to query it."""
-
-    event_id: str
-    recorded: datetime
-    kind: str
-    action: str
-    outcome: str
-    content: bytes
-    patients: tuple[str, ...] = ()
-    agent_role: str | None = None
-    agent_who: str | None = None
-    agent_org: str | None = None
-    client_id: str | None = None
-    purpose: str | None = None
-    break_glass: bool = False
-    request_id: str | None = None
-    entities: tuple[str, ...] = ()
-    """``Type/id`` of the resources the event names (``audit_entity`` rows)."""
-    alerts: tuple[Alert, ...] = ()
-    """Why a privacy officer should look at this event (``audit_review`` rows)."""
-    party: tuple[str | None, str | None, int] | None = None
-    """For a clinician's or system's access: (organisation, practitioner, encounter window
-    days), so the recorder can ask whether each patient was in a care relationship."""
+def read_head(conn: Connection) -> tuple[int, str, bool]:
+    """Lock and read the chain head in ``conn``'s write transaction (see :func:`head_of`)."""
+    sqlite = conn.dialect.name == "sqlite"
+    row = conn.exec_driver_sql(HEAD_SQL if sqlite else HEAD_SQL + " FOR UPDATE").first()
+    return head_of(row, row is None and conn.exec_driver_sql(ANY_EVENT_SQL).first() is not None)
 
 
-@dataclass(frozen=True)
-class Alert:
-    """One reason for review: ``category`` (break-glass | no-relationship), the patient, why."""
-
-    category: str
-    patient_id: str | None
-    reason: str | None = None
-
-
-def link_hash(seq: int, prev_hash: str, content: bytes) -> str:
-    """The hash of one link of the chain."""
-    digest = hashlib.sha256()
-    digest.update(f"{seq}|{prev_hash}|".encode())
-    digest.update(content)
-    return digest.hexdigest()
-
-
-_EVENT_COLUMNS = (
-    "seq",
-    "event_id",
-    "recorded",
-    "kind",
-    "action",
-    "outcome",
-    "agent_role",
-    "agent_who",
-    "agent_org",
-    "client_id",
-    "purpose",
-    "break_glass",
-    "request_id",
-    "content",
-    "prev_hash",
-    "hash",
-)
-
-
-_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1"
-
-
-def _insert_sql(table: str, columns: Sequence[str], mark: str) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+def run_statements(conn: Connection, statements: Sequence[Statement]) -> None:
+    """Execute a plan's statements on a SQLAlchemy connection."""
+    for sql, rows in statements:
+        conn.exec_driver_sql(sql, rows if len(rows) > 1 else rows[0])
 
 
 def append(conn: Connection, events: Sequence[PreparedEvent]) -> list[int]:
     """Append ``events`` to the chain in the caller's transaction; their sequence numbers."""
     if not events:
         return []
-    sqlite = conn.dialect.name == "sqlite"
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    # Driver-level SQL throughout: building Core statements and processing their parameters
-    # cost more than the rest of an audited read (measured with benchmarks/bench_audit.py).
-    head = conn.exec_driver_sql(_HEAD if sqlite else _HEAD + " FOR UPDATE").first()
-    if head is None:
-        # A new log: the head is created with the first event (never over an existing log).
-        if conn.execute(select(E.c.seq).limit(1)).first() is not None:
-            raise RuntimeError("audit chain head is missing while events exist")
-        conn.execute(insert(H).values(id=1, seq=0, hash=GENESIS))
-        seq, prev = 0, GENESIS
-    else:
-        seq, prev = int(head.seq), str(head.hash)
-    rows = []
-    patient_rows = []
-    numbers = []
-    for event in events:
-        seq += 1
-        current = link_hash(seq, prev, event.content)
-        recorded = event.recorded.astimezone(UTC)
-        rows.append(
-            (
-                seq,
-                event.event_id,
-                # as UTCDateTime stores it: naive UTC text on SQLite, timestamptz on PostgreSQL
-                recorded.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else recorded,
-                event.kind,
-                event.action,
-                event.outcome,
-                event.agent_role,
-                event.agent_who,
-                event.agent_org,
-                event.client_id,
-                event.purpose,
-                event.break_glass,
-                event.request_id,
-                event.content,
-                prev,
-                current,
-            )
-        )
-        patient_rows.extend((seq, p) for p in sorted(set(event.patients)))
-        numbers.append(seq)
-        prev = current
-    conn.exec_driver_sql(_insert_sql("audit_event", _EVENT_COLUMNS, mark), rows)
-    if patient_rows:
-        conn.exec_driver_sql(
-            _insert_sql("audit_patient", ("seq", "patient_id"), mark), patient_rows
-        )
-    conn.exec_driver_sql(
-        f"UPDATE audit_head SET seq = {mark}, hash = {mark} WHERE id = 1", (seq, prev)
+    plan = plan_append(
+        events,
+        read_head(conn),
+        sqlite=conn.dialect.name == "sqlite",
+        mark="?" if conn.dialect.paramstyle == "qmark" else "%s",
     )
-    return numbers
+    run_statements(conn, plan.statements)
+    return plan.seqs
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Audit events built from what the register knows about an access: who, what, why, outcome.
 
-One function per kind of event. Each returns a :class:`~register.audit.chain.PreparedEvent`:
-the BALP AuditEvent as bytes (built by :mod:`fhir_adapters.audit_event`) and the columns the
-audit queries use (agent, organisation, patients, entities, alerts for the review queue).
+One function per kind of event. Each returns a :class:`~register.audit.plan.PreparedEvent`: the
+facts of the BALP AuditEvent (rendered to bytes by :mod:`fhir_adapters.audit_event` when the
+event is appended, see :func:`register.audit.plan.content_of`) and the columns the audit queries
+use (agent, organisation, patients, entities, alerts for the review queue).
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ import itertools
 import secrets
 from datetime import UTC, datetime
 
-import orjson
-
 from auth.policy import BreakGlassClaim
 from auth.principal import Principal, Role
-from fhir_adapters.audit_event import AuditFacts, audit_event, outcome_for_status
+from fhir_adapters.audit_event import AuditFacts, outcome_for_status
 from register.audit.chain import Alert, PreparedEvent
 from register.audit.trail import Trail
 
@@ -36,10 +35,6 @@ def new_event_id() -> str:
     return f"{_PREFIX}{next(_COUNTER):08x}"
 
 
-def _instant(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def _prepare(
     facts: AuditFacts,
     moment: datetime,
@@ -51,12 +46,13 @@ def _prepare(
 ) -> PreparedEvent:
     patients = tuple(dict.fromkeys([*facts.patients, *(p for p, _ in facts.patient_types)]))
     return PreparedEvent(
+        facts=facts,
         event_id=facts.event_id,
         recorded=moment,
         kind=kind,
         action=facts.action,
         outcome=facts.outcome,
-        content=orjson.dumps(audit_event(facts)),
+        content=b"",  # rendered from the facts when appended (register.audit.plan.content_of)
         patients=patients,
         agent_role=facts.agent_role,
         agent_who=facts.agent_who,
@@ -129,7 +125,7 @@ def rest_event(
         party = (principal.organisation, principal.fhir_user, encounter_window_days)
     facts = AuditFacts(
         event_id=new_event_id(),
-        recorded=_instant(moment),
+        recorded="",
         kind="rest",
         action=interaction,
         outcome=outcome_for_status(status),
@@ -159,7 +155,7 @@ def break_glass_event(
     moment = datetime.now(UTC)
     facts = AuditFacts(
         event_id=new_event_id(),
-        recorded=_instant(moment),
+        recorded="",
         kind="break-glass",
         action="break-glass",
         outcome="0",
@@ -194,7 +190,7 @@ def token_event(
             who["agent_name"] = claimed[:200]
     facts = AuditFacts(
         event_id=new_event_id(),
-        recorded=_instant(moment),
+        recorded="",
         kind="token",
         action="token",
         outcome="0" if error is None else "4",
@@ -215,7 +211,7 @@ def client_event(
     moment = datetime.now(UTC)
     facts = AuditFacts(
         event_id=new_event_id(),
-        recorded=_instant(moment),
+        recorded="",
         kind="client-registration",
         action=action,
         outcome="0",
@@ -235,7 +231,7 @@ def review_event(
     moment = datetime.now(UTC)
     facts = AuditFacts(
         event_id=new_event_id(),
-        recorded=_instant(moment),
+        recorded="",
         kind="review",
         action="review",
         outcome="0",

@@ -13,11 +13,11 @@ import threading
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from auth.policy import CareParty
-from register.audit.chain import Alert, PreparedEvent, append
-from register.audit.schema import audit_review_table
+from register.audit.chain import read_head, run_statements
+from register.audit.plan import Alert, PreparedEvent, plan_events
 from register.visibility import has_relationship
 
 RELATIONSHIP_MEMO_SECONDS = 60.0
@@ -28,13 +28,21 @@ _memo: dict[tuple[str | None, str | None, int, str], tuple[float, bool]] = {}
 _memo_lock = threading.Lock()
 
 
-def _related(conn: Connection, party: tuple[str | None, str | None, int], patient: str) -> bool:
+class LookupNeeded(Exception):
+    """A relationship is not remembered and no connection was given to ask the database."""
+
+
+def _related(
+    conn: Connection | None, party: tuple[str | None, str | None, int], patient: str
+) -> bool:
     key = (*party, patient)
     now = time.monotonic()
     with _memo_lock:
         found = _memo.get(key)
     if found is not None and now - found[0] < RELATIONSHIP_MEMO_SECONDS:
         return found[1]
+    if conn is None:
+        raise LookupNeeded
     answer = has_relationship(conn, CareParty(*party), patient)
     with _memo_lock:
         if len(_memo) > 50_000:
@@ -49,9 +57,10 @@ def forget_relationships() -> None:
         _memo.clear()
 
 
-def alerts_for(conn: Connection, event: PreparedEvent) -> list[Alert]:
+def alerts_for(conn: Connection | None, event: PreparedEvent) -> list[Alert]:
     """The review-queue entries ``event`` raises: its own alerts, plus each patient it served
-    to a clinician or system with no care relationship with them."""
+    to a clinician or system with no care relationship with them (asked on ``conn``; with no
+    connection, from remembered answers only, raising :class:`LookupNeeded` on a miss)."""
     alerts = list(event.alerts)
     if event.party is not None:
         flagged = {a.patient_id for a in alerts}
@@ -68,35 +77,9 @@ def append_events(conn: Connection, events: Sequence[PreparedEvent]) -> list[int
     review-queue entries; their sequence numbers."""
     if not events:
         return []
-    seqs = append(conn, events)
-    entity_rows = []
-    review_rows = []
-    for seq, event in zip(seqs, events, strict=True):
-        entity_rows.extend(
-            {"seq": seq, "reference": ref[:200]}
-            for ref in event.entities
-            # Patient/x is found through audit_patient already (AuditEvent?entity=Patient/x)
-            if not (ref.startswith("Patient/") and ref[8:] in event.patients)
-        )
-        alerts = alerts_for(conn, event)
-        if alerts:
-            first = alerts[0]
-            review_rows.append(
-                {
-                    "seq": seq,
-                    "category": first.category,
-                    "patient_id": first.patient_id,
-                    "reason": "; ".join(dict.fromkeys(a.reason or "" for a in alerts)) or None,
-                    "recorded": event.recorded,
-                    "status": "open",
-                }
-            )
-    if entity_rows:
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        conn.exec_driver_sql(
-            f"INSERT INTO audit_entity (seq, reference) VALUES ({mark}, {mark})",
-            [(row["seq"], row["reference"]) for row in entity_rows],
-        )
-    if review_rows:
-        conn.execute(insert(audit_review_table), review_rows)
-    return seqs
+    alerts = [alerts_for(conn, event) for event in events]
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    plan = plan_events(events, alerts, read_head(conn), sqlite=sqlite, mark=mark)
+    run_statements(conn, plan.statements)
+    return plan.seqs

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from datetime import UTC, datetime
 
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, select, update
@@ -198,18 +198,58 @@ def test_group_commit_writer_commits_every_event(engine):
 
 
 def test_writer_refuses_when_the_log_cannot_be_written(engine, monkeypatch):
+    """The writer process cannot commit (its database cannot be opened): every waiting read is
+    refused, nothing is appended."""
     from register.audit import writer as writer_module
 
-    db = Database(engine)
-    writer = AuditWriter(db)
+    reset(engine)
+    writer = AuditWriter(Database(engine))
+    monkeypatch.setattr(
+        writer_module,
+        "target_of",
+        lambda db: {"kind": "sqlite", "path": "/nonexistent/register/audit.sqlite3"},
+    )
 
-    def broken(conn, events):
-        raise RuntimeError("disk full")
+    async def two() -> list[BaseException | None]:
+        return await asyncio.gather(
+            writer.record(event(1)), writer.record(event(2)), return_exceptions=True
+        )
 
-    monkeypatch.setattr(writer_module, "append_events", broken)
-    with pytest.raises(writer_module.AuditUnavailable):
-        asyncio.run(writer.record(event(1)))
+    outcomes = asyncio.run(two())
     writer.close()
+    assert all(isinstance(o, writer_module.AuditUnavailable) for o in outcomes), outcomes
+    assert check(engine).checked == 0
+
+
+def test_writer_refuses_reads_in_flight_when_its_process_dies_then_recovers(engine, monkeypatch):
+    """The writer process is killed while reads wait: they are refused (never answered as if
+    recorded); after the pause a new process commits again and the chain stays intact."""
+    from register.audit import writer as writer_module
+
+    reset(engine)
+    monkeypatch.setattr(writer_module, "RESTART_PAUSE_SECONDS", 0.2)
+    writer = AuditWriter(Database(engine))
+
+    async def scenario() -> tuple[list[BaseException | None], int]:
+        await writer.record(event(1))  # the process is up
+        link = writer._link
+        assert link is not None
+        link.process.send_signal(signal.SIGSTOP)  # it cannot commit what arrives now
+        waiting = [asyncio.ensure_future(writer.record(event(i))) for i in range(2, 6)]
+        await asyncio.sleep(0.2)
+        assert not any(w.done() for w in waiting)  # not answered before committed
+        link.process.kill()
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        await asyncio.sleep(0.3)
+        await writer.record(event(6))  # a new writer process
+        return outcomes, link.process.pid
+
+    outcomes, old_pid = asyncio.run(scenario())
+    assert writer._link is None or writer._link.process.pid != old_pid
+    writer.close()
+    assert all(isinstance(o, writer_module.AuditUnavailable) for o in outcomes), outcomes
+    report = check(engine)
+    assert report.intact and report.checked == 2
 
 
 def test_cli_verify_reports_tampering(engine, monkeypatch, tmp_path):

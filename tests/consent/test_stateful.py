@@ -126,7 +126,7 @@ class ConsentMachine(RuleBasedStateMachine):
         self.ods = {key: f"{key}{self.tag}" for key in ORG_KEYS}
         self.model = World()
         self.records: dict[str, Record] = {}  # "Type/id" -> record
-        self.provenances: list[Record] = []  # one per version written, labelled as its target
+        self.provenances: list[Record] = []  # of each Patient version written
         self.consents: dict[str, list[tuple[str, Provision | None, bool]]] = {}
         self.tokens: dict[Requester, str] = {}
         self.count = 0
@@ -177,7 +177,10 @@ class ConsentMachine(RuleBasedStateMachine):
     ) -> dict[str, Any]:
         response = self.send(who, "PUT", f"{resource['resourceType']}/{resource['id']}", resource)
         assert response.status_code in (200, 201), response.text
-        if patient is not None:  # the register records a Provenance of every version
+        if resource["resourceType"] == "Patient" and patient is not None:
+            # The register records a Provenance of every version; only those whose target is
+            # the Patient are in the patient's compartment (R4's Provenance ``patient``
+            # parameter), so only they are part of what $everything returns or withholds.
             self.provenances.append(Record("Provenance", patient, who.org, labels))
         return dict(response.json())
 
