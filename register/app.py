@@ -29,6 +29,20 @@ from register.duplicates import reports as duplicate_reports  # noqa: F401 (regi
 from register.settings import Settings, get_settings
 from register.web import install as install_pages
 
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what start-up loaded (it lives as long as the process) out of the garbage
+    collector's full passes, which otherwise stalled requests for tens of milliseconds (p99 of
+    audited reads 86 ms -> 16 ms, benchmarks/README.md). Once per process: apps made again
+    later (as tests do) must not freeze their predecessors' leftovers."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the register's ASGI app for ``settings`` (environment settings by default)."""
@@ -46,11 +60,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         access.start()  # the signing key is generated on first start
         if settings.audit_enabled:
             audit.start()  # the audit writer process
-        # Everything loaded so far lives as long as the process: keep it out of the garbage
-        # collector's full passes, which otherwise stalled requests for tens of milliseconds
-        # (p99 of audited reads 86 ms -> 16 ms, benchmarks/README.md).
-        gc.collect()
-        gc.freeze()
+        _freeze_startup_objects()
         yield
         await audit.aclose()  # waits for what was shipped to commit
         access.close()

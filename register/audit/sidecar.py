@@ -147,8 +147,9 @@ class PostgresStore:
                     cur.execute(ANY_EVENT_SQL)
                     empty = cur.fetchone() is None
                 plan = plan_events(events, alerts, head_of(row, not empty), sqlite=False, mark="%s")
-                for sql, rows in plan.statements:
-                    cur.executemany(sql, rows)
+                with conn.pipeline():  # every statement of the batch in one round trip
+                    for sql, rows in plan.statements:
+                        cur.executemany(sql, rows)
             conn.commit()
         except BaseException:
             with contextlib.suppress(Exception):

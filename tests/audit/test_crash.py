@@ -1,9 +1,11 @@
-"""Crash test: a real server (``careregister serve``, SQLite file) is killed with SIGKILL while a
-client reads under load; after a restart every read that was answered 200 has its audit event
-(matched by request id), and the chain is intact."""
+"""Crash test: a real server (``careregister serve``, on SQLite and on PostgreSQL) is killed with
+SIGKILL, together with its audit writer process, while a client reads under load; after a
+restart every read that was answered 200 has its audit event (matched by request id), and the
+chain is intact."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -19,8 +21,7 @@ from sqlalchemy import select
 
 from register.access_service import AccessService
 from register.audit.chain import verify
-from register.db import create_db_engine, read_transaction
-from register.migrate import upgrade
+from register.db import read_transaction
 from register.schema import audit_table
 from register.settings import Settings
 
@@ -61,11 +62,25 @@ def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     raise AssertionError("the server did not start")
 
 
-def test_every_answered_read_survives_sigkill(tmp_path):
-    database = tmp_path / "crash.sqlite3"
-    url = f"sqlite:///{database}"
-    engine = create_db_engine(url)
-    upgrade(engine)
+def _writer_processes(server: int) -> list[int]:
+    """The audit writer processes the server started (its children running the sidecar)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == server and b"register.audit.sidecar" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_every_answered_read_survives_sigkill(tmp_path, engine):
+    url = engine.url.render_as_string(hide_password=False)
     port = _free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     env = {
@@ -122,7 +137,12 @@ def test_every_answered_read_survives_sigkill(tmp_path):
         deadline = time.monotonic() + 60  # a busy machine answers slowly: wait for enough reads
         while time.monotonic() < deadline and len(answered) < 200:
             time.sleep(0.1)
+        writers = _writer_processes(server.pid)
+        assert writers, "the server runs no audit writer process"
         server.send_signal(signal.SIGKILL)  # mid-load: no shutdown, no flush
+        for writer in writers:  # and its writer with it: nothing it had not committed survives
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(writer, signal.SIGKILL)
         server.wait(timeout=10)
         time.sleep(0.3)
         stop.set()
@@ -140,4 +160,3 @@ def test_every_answered_read_survives_sigkill(tmp_path):
     finally:
         server.kill()
         server.wait(timeout=10)
-        engine.dispose()
