@@ -128,10 +128,16 @@ class Database:
             return
         conn = self._thread_connection()
         try:
-            with conn.begin():
-                if snapshot:
+            if snapshot:
+                with conn.begin():
                     _begin(conn, "BEGIN")
-                yield conn
+                    yield conn
+                return
+            # One statement needs no transaction (the driver connection autocommits): no
+            # BEGIN/COMMIT, here or at the server; end whatever SQLAlchemy began on its own.
+            yield conn
+            if conn.in_transaction():
+                conn.commit()
         except BaseException:
             self._drop_thread_connection()
             raise

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, insert, select
 
 from auth.policy import CareParty, ScopeGrant, Sight
+from register import storage
 from register.access_schema import break_glass_table, relationship_table
 from register.db import _begin
 from register.schema import resource_table
@@ -173,6 +174,17 @@ def test_sql_matches_the_reference_model(engine: Engine, sight, rows, rels, gran
                 if i not in deleted and visible(sight, row, rels, grants, now)
             }
             assert got == expected
+            visibility = SightVisibility(sight)
+            for i, row in enumerate(rows):  # the read by id (run on the driver) agrees
+                version = storage.read(conn, visibility, row.resource_type, f"r{i}")
+                assert (version is not None) == visible(sight, row, rels, grants, now)
+                if version is not None:
+                    assert (version.version_id, version.deleted, version.content) == (
+                        1,
+                        i in deleted,
+                        b"{}",
+                    )
+                    assert version.last_updated == now
             for patient in PATIENTS[1:]:
                 reachable = patient_reachable(conn, sight, patient)
                 probe = Row("Observation", patient, None)
