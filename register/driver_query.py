@@ -68,19 +68,24 @@ class DriverQuery:
 
 
 class DriverQueries:
-    """The compiled form of a few statements per dialect, built on first use."""
+    """The compiled form of a few statements per dialect, built on first use; None for a
+    statement the driver path cannot run (an expanding IN list), which the caller then runs
+    through ``Connection.execute``."""
 
     def __init__(self, limit: int = 4096) -> None:
-        self._compiled: dict[tuple[int, str], tuple[Select[Any], DriverQuery]] = {}
+        self._compiled: dict[tuple[int, str], tuple[Select[Any], DriverQuery | None]] = {}
         self._limit = limit
 
-    def of(self, statement: Select[Any], dialect: Dialect) -> DriverQuery:
+    def of(self, statement: Select[Any], dialect: Dialect) -> DriverQuery | None:
         """``statement`` compiled for ``dialect`` (kept while the statement object lives)."""
         key = (id(statement), dialect.name)
         found = self._compiled.get(key)
         if found is not None and found[0] is statement:
             return found[1]
-        query = DriverQuery(statement, dialect)
+        try:
+            query: DriverQuery | None = DriverQuery(statement, dialect)
+        except ValueError:
+            query = None
         if len(self._compiled) >= self._limit:
             self._compiled.clear()
         self._compiled[key] = (statement, query)

@@ -127,7 +127,12 @@ def read(
     clause = visibility.resource_clause(R)
     query = _READ if clause is None else _read_where(clause)
     params = {"rtype": resource_type, "rid": resource_id}
-    found = _DRIVER.of(query, conn.dialect).first(conn, params)
+    driver = _DRIVER.of(query, conn.dialect)
+    if driver is not None:
+        found = driver.first(conn, params)
+    else:  # a condition the driver path cannot run (an IN list expanded per execution)
+        row = conn.execute(query, params).first()
+        found = None if row is None else tuple(row)
     if found is None:
         return None
     pk, version_id, last_updated, deleted, content, patient_id = found

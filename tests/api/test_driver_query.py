@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, bindparam, insert, select
 
+from register import storage
 from register.db import write_transaction
 from register.driver_query import DriverQueries, DriverQuery
 from register.schema import resource_table as R
@@ -89,3 +90,20 @@ def test_compiled_once_per_statement_and_dialect(engine: Engine) -> None:
     assert cache.of(BY_ID, engine.dialect) is cache.of(BY_ID, engine.dialect)
     other = select(*COLUMNS).where(R.c.resource_type == bindparam("rtype"))
     assert cache.of(other, engine.dialect) is not cache.of(BY_ID, engine.dialect)
+    listed = select(*COLUMNS).where(R.c.resource_id.in_(["a", "b"]))
+    assert cache.of(listed, engine.dialect) is None  # left to Connection.execute
+
+
+def test_reads_with_an_in_list_condition_answer_as_others(engine: Engine) -> None:
+    """A visibility condition with an IN list (a patient's own compartment, say) cannot run on
+    the driver; the read by id falls back and answers the same."""
+    class Listed:
+        def resource_clause(self, resource):  # type: ignore[no-untyped-def]
+            return resource.c.resource_id.in_(["a", "z"])
+
+    with write_transaction(engine) as conn:
+        _rows(conn)
+        found = storage.read(conn, Listed(), "Patient", "a")
+        assert found is not None and found.version_id == 3 and not found.deleted
+        assert storage.read(conn, Listed(), "Patient", "b") is None  # exists, not in the list
+        conn.rollback()
