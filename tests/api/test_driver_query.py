@@ -97,6 +97,7 @@ def test_compiled_once_per_statement_and_dialect(engine: Engine) -> None:
 def test_reads_with_an_in_list_condition_answer_as_others(engine: Engine) -> None:
     """A visibility condition with an IN list (a patient's own compartment, say) cannot run on
     the driver; the read by id falls back and answers the same."""
+
     class Listed:
         def resource_clause(self, resource):  # type: ignore[no-untyped-def]
             return resource.c.resource_id.in_(["a", "z"])
