@@ -21,15 +21,17 @@ from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fhir_adapters.operation_outcome import error, outcome_bytes
 
 Endpoint = Callable[..., Awaitable[Response]]
 Guard = Callable[[Request, "Route", dict[str, str]], Awaitable[None]]
 Audit = Callable[
-    [Request, "Route", dict[str, str], Callable[[], Awaitable[Response]]], Awaitable[Response]
+    [Request, "Route", dict[str, str], Callable[[], Awaitable[Response]]], Awaitable[ASGIApp]
 ]
+"""Runs a request and gives what to send: the response, or one that waits for the request's
+audit event to be committed first."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class FhirDispatcher:
             if params is not None:
                 scope["route"] = route
                 request = Request(scope, receive)
+                response: ASGIApp
                 if route.public:
                     response = await route.endpoint(request, **params)
                 elif self.audit is not None:

@@ -14,6 +14,7 @@ The FHIR dispatcher hands each routed request to :func:`audited`, which runs it 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from fhir_adapters.json_body import MalformedBody
 from fhir_adapters.operation_outcome import error
@@ -99,29 +101,28 @@ async def audited(
     route: Route,
     params: dict[str, str],
     call: Callable[[], Awaitable[Response]],
-) -> Response:
+) -> Response | AuditedResponse:
     """Run the request (``call``: the gate, then the handler) and record its audit event before
-    the response is sent. Refusals and errors are recorded too, then re-raised."""
+    the response is sent (see :class:`AuditedResponse`). Refusals and errors are recorded too,
+    then re-raised."""
     settings = request.app.state.settings
     if not settings.audit_enabled:
         return await call()
     with trails.open_trail() as trail:
+        # The closure refers to the trail that holds it: the cycle is broken below, so that the
+        # request's objects are freed when it ends rather than by the cyclic garbage collector.
         trail.event_for = lambda status: _event(request, route, params, trail, status, None)
         try:
             response = await call()
         except Exception as exc:  # refused or failed: recorded too, then answered as before
+            trail.event_for = None
             await _record_failure(request, route, params, trail, exc)
             raise
-        if not trail.recorded:
-            event = _event(request, route, params, trail, response.status_code, None)
-            try:
-                await request.app.state.audit.record(event)
-            except AuditUnavailable:
-                raise FhirError(
-                    503,
-                    error("transient", "The access could not be recorded; it was not served."),
-                ) from None
-        return response
+        trail.event_for = None
+        if trail.recorded:  # a write: its event committed with it
+            return response
+        event = _event(request, route, params, trail, response.status_code, None)
+        return AuditedResponse(response, request.app.state.audit.submit(event))
 
 
 async def _record_failure(
@@ -169,3 +170,31 @@ def record_now(conn: Connection, event: PreparedEvent) -> None:
         trail.pending.append(event)
     else:
         append_events(conn, [event])
+
+
+class AuditedResponse:
+    """A response that is sent only once its request's audit event is committed.
+
+    The request's handler has returned by the time this waits, so its frames and the objects
+    they held are freed while the event commits (waiting inside the handler kept every waiting
+    request's whole call stack alive). If the event cannot be committed the response is not sent:
+    the client gets a 503 OperationOutcome instead.
+    """
+
+    def __init__(self, response: Response, committed: asyncio.Future[None]) -> None:
+        self.response = response
+        self.committed = committed
+        self.status_code = response.status_code
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.committed
+        except AuditUnavailable:
+            raise _unavailable() from None
+        await self.response(scope, receive, send)
+
+
+def _unavailable() -> FhirError:
+    return FhirError(
+        503, error("transient", "The access could not be recorded; it was not served.")
+    )

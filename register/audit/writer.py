@@ -193,13 +193,18 @@ class AuditWriter:
     async def record(self, event: PreparedEvent) -> None:
         """Add ``event`` to the pending batch and return once it is committed
         (AuditUnavailable if it cannot be)."""
+        await self.submit(event)
+
+    def submit(self, event: PreparedEvent) -> asyncio.Future[None]:
+        """Add ``event`` to the pending batch; the future is done once it is committed
+        (AuditUnavailable if it cannot be)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((event, future))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._ship, loop)
-        await future
+        return future
 
     def record_blocking(self, event: PreparedEvent) -> None:
         """Commit ``event`` at once, in this process, from a thread with no event loop (the
