@@ -80,6 +80,33 @@ def _who(principal: Principal | None) -> dict[str, str | None]:
     }
 
 
+_NOBODY = (None, None, None, None, None, None)
+_SOURCE = AuditFacts.__dataclass_fields__["source"].default
+_WHO: dict[int, tuple[Principal, tuple[str | None, ...]]] = {}
+
+
+def _who_values(principal: Principal | None) -> tuple[str | None, ...]:
+    """``_who`` as AuditFacts' positional values, kept per principal: a token's requests share
+    one principal object, and this runs on the event loop for every read."""
+    if principal is None:
+        return _NOBODY
+    found = _WHO.get(id(principal))
+    if found is not None and found[0] is principal:
+        return found[1]
+    values = (
+        principal.fhir_user,
+        principal.subject,
+        principal.role.value,
+        principal.organisation,
+        principal.client_id,
+        principal.token_id,
+    )
+    if len(_WHO) > 10_000:
+        _WHO.clear()
+    _WHO[id(principal)] = (principal, values)  # the principal is kept, so its id is not reused
+    return values
+
+
 def rest_event(
     *,
     interaction: str,
@@ -99,6 +126,7 @@ def rest_event(
     ``target`` is the ``Type/id`` the URL names (also recorded when the request was refused);
     ``query`` the search parameters of a search or history; the trail adds the patients whose
     data was served or written (with the kinds of data), the versions written and the flags.
+    Built for every read on the event loop, so it builds each object once, positionally.
     """
     moment = datetime.now(UTC)
     if break_glass is not None:
@@ -108,11 +136,16 @@ def rest_event(
     else:
         purpose, reason = None, None
     entities = tuple(trail.written) or tuple(trail.read) or ((target,) if target else ())
+    named = tuple(dict.fromkeys(entities))[:200] if len(entities) > 1 else entities
     ok = status < 400
-    patient_types = trail.patient_types() if ok else ()
-    alerts = tuple(
-        Alert("no-relationship", patient, "written without a care relationship")
-        for patient in sorted(trail.outside_relationship)
+    patient_types = trail.patient_types() if ok and trail.patients else ()
+    alerts = (
+        tuple(
+            Alert("no-relationship", patient, "written without a care relationship")
+            for patient in sorted(trail.outside_relationship)
+        )
+        if trail.outside_relationship
+        else ()
     )
     party = None
     if (
@@ -123,25 +156,55 @@ def rest_event(
         and patient_types
     ):
         party = (principal.organisation, principal.fhir_user, encounter_window_days)
+    who, name, role, org, client, token = _who_values(principal)
+    event_id = new_event_id()
+    action = interaction
+    outcome = "0" if ok else outcome_for_status(status)
+    consent = trail.consent_changed
     facts = AuditFacts(
-        event_id=new_event_id(),
-        recorded="",
-        kind="rest",
-        action=interaction,
-        outcome=outcome_for_status(status),
-        outcome_detail=detail,
-        purpose=purpose,
-        break_glass_reason=reason,
-        patient_types=patient_types,
-        entities=entities,
-        query=query[:MAX_QUERY] if query is not None else None,
-        request_id=request_id,
-        address=address,
-        consent_change=trail.consent_changed,
-        **_who(principal),  # type: ignore[arg-type]
+        event_id,
+        "",
+        "rest",
+        action,
+        outcome,
+        detail,
+        who,
+        name,
+        role,
+        org,
+        client,
+        token,
+        purpose,
+        reason,
+        _SOURCE,
+        (),
+        patient_types,
+        consent,
+        entities,
+        query[:MAX_QUERY] if query is not None else None,
+        request_id,
+        address,
     )
-    kind = "consent" if trail.consent_changed else "rest"
-    return _prepare(facts, moment, kind=kind, entities=entities, alerts=alerts, party=party)
+    return PreparedEvent(
+        event_id,
+        moment,
+        "consent" if consent else "rest",
+        action,
+        outcome,
+        b"",  # rendered from the facts when appended (register.audit.plan.content_of)
+        tuple(p for p, _ in patient_types),  # sorted, one each
+        role,
+        who,
+        org,
+        client,
+        purpose,
+        reason is not None,
+        request_id,
+        named,
+        alerts,
+        party,
+        facts,
+    )
 
 
 def break_glass_event(

@@ -73,9 +73,9 @@ def _event(
     status: int,
     detail: str | None,
 ) -> PreparedEvent:
-    state = request.state
-    access = getattr(state, "access", None)
-    principal = access.principal if access is not None else getattr(state, "principal", None)
+    state = request.scope["state"]  # the dict behind request.state, read without its wrapper
+    access = state.get("access")
+    principal = access.principal if access is not None else state.get("principal")
     query = None
     if route.interaction in _QUERIED:
         path = route.template.format(**params)[len(route.prefix) :].lstrip("/")
@@ -89,7 +89,7 @@ def _event(
         trail=trail,
         target=_target(route, params),
         query=query,
-        request_id=getattr(state, "request_id", None),
+        request_id=state.get("request_id"),
         address=client[0] if client else None,
         detail=detail,
         encounter_window_days=access.config.encounter_window_days if access else 30,
