@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         settings.resolved_database_url, pool_size=settings.db_pool_size
     )
 
-    db = Database(engine)
+    db = Database(engine, concurrency=settings.db_pool_size)
     access = AccessService(settings)
     audit = AuditWriter(db)
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -104,6 +106,9 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+T = TypeVar("T")
+
+
 class Database:
     """The service's handle on its database: the engine and the ways requests use it.
 
@@ -112,12 +117,28 @@ class Database:
     mode, one round trip per read. Multi-query reads take a pooled connection and a snapshot.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, concurrency: int = 10) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._local = threading.local()
         self.write_lock = threading.Lock()
         """Serialises this process's SQLite writers (see :meth:`write`)."""
+        self.concurrency = concurrency
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def in_thread(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (which uses the database) on a worker thread, at most ``concurrency`` at
+        once; the rest wait on the event loop.
+
+        Bounded by the connection pool rather than by the thread pool (40): more threads than
+        pooled connections made the pool open PostgreSQL connections beyond its size and close
+        them on return, a new server process per request under load (measured with
+        benchmarks/bench_audit.py, see benchmarks/README.md). The request's context variables
+        go with ``work`` to the thread.
+        """
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.concurrency)
+        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
 
     @contextmanager
     def read(self, *, snapshot: bool = True) -> Iterator[Connection]:

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from auth.policy import NOTHING
@@ -104,7 +103,7 @@ async def in_read(request: Request, work: Callable[[Connection], T], *, quick: b
         with db.read() as conn:
             return work(conn)
 
-    return await run_in_threadpool(run)
+    return await db.in_thread(run)
 
 
 async def in_write(request: Request, work: Callable[[Connection], T]) -> T:
@@ -126,4 +125,4 @@ async def in_write(request: Request, work: Callable[[Connection], T]) -> T:
         audit_requests.committed()
         return result
 
-    return await run_in_threadpool(run)
+    return await db.in_thread(run)
