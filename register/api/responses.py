@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC
-from email.utils import format_datetime
 
 from starlette.responses import Response
 
 from fhir_adapters.operation_outcome import Issue, outcome_bytes
 from register.api.negotiation import Format, Prefer
 from register.context import RequestContext
+from register.http_dates import http_date
 from register.storage import Version
 
 
@@ -36,7 +35,7 @@ def version_headers(version: Version, ctx: RequestContext, *, location: bool) ->
     """ETag, Last-Modified and (after a write) Location for a version."""
     headers = {
         "ETag": version.etag,
-        "Last-Modified": format_datetime(version.last_updated.astimezone(UTC), usegmt=True),
+        "Last-Modified": http_date(version.last_updated),
     }
     if location:
         headers["Location"] = ctx.url(
