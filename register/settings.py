@@ -49,7 +49,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535, description="Port `careregister serve` binds.")
     workers: int = Field(default=1, ge=1, description="Processes `careregister serve` starts.")
     log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
-    db_pool_size: int = Field(default=10, ge=1, description="Connections kept per process.")
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "Connections kept per process, and how many requests' database work runs at once."
+        ),
+    )
     audit_enabled: bool = Field(
         default=True,
         description=(

@@ -67,27 +67,16 @@ def _prepare(
     )
 
 
-def _who(principal: Principal | None) -> dict[str, str | None]:
-    if principal is None:
-        return {}
-    return {
-        "agent_who": principal.fhir_user,
-        "agent_name": principal.subject,
-        "agent_role": principal.role.value,
-        "agent_org": principal.organisation,
-        "client_id": principal.client_id,
-        "token_id": principal.token_id,
-    }
-
-
-_NOBODY = (None, None, None, None, None, None)
+_WHO_FIELDS = ("agent_who", "agent_name", "agent_role", "agent_org", "client_id", "token_id")
+_NOBODY = (None,) * len(_WHO_FIELDS)
 _SOURCE = AuditFacts.__dataclass_fields__["source"].default
 _WHO: dict[int, tuple[Principal, tuple[str | None, ...]]] = {}
 
 
 def _who_values(principal: Principal | None) -> tuple[str | None, ...]:
-    """``_who`` as AuditFacts' positional values, kept per principal: a token's requests share
-    one principal object, and this runs on the event loop for every read."""
+    """The agent's AuditFacts fields (``_WHO_FIELDS``, in that order), kept per principal: a
+    token's requests share one principal object, and this runs on the event loop for every
+    read."""
     if principal is None:
         return _NOBODY
     found = _WHO.get(id(principal))
@@ -105,6 +94,13 @@ def _who_values(principal: Principal | None) -> tuple[str | None, ...]:
         _WHO.clear()
     _WHO[id(principal)] = (principal, values)  # the principal is kept, so its id is not reused
     return values
+
+
+def _who(principal: Principal | None) -> dict[str, str | None]:
+    """The agent's AuditFacts fields by name (none for no principal)."""
+    if principal is None:
+        return {}
+    return dict(zip(_WHO_FIELDS, _who_values(principal), strict=True))
 
 
 def rest_event(

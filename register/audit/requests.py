@@ -109,16 +109,16 @@ async def audited(
     if not settings.audit_enabled:
         return await call()
     with trails.open_trail() as trail:
-        # The closure refers to the trail that holds it: the cycle is broken below, so that the
-        # request's objects are freed when it ends rather than by the cyclic garbage collector.
+        # The closure refers to the trail that holds it: the cycle is broken once the handler
+        # is done, so the request's objects are freed when it ends, not by the cycle collector.
         trail.event_for = lambda status: _event(request, route, params, trail, status, None)
         try:
             response = await call()
         except Exception as exc:  # refused or failed: recorded too, then answered as before
-            trail.event_for = None
             await _record_failure(request, route, params, trail, exc)
             raise
-        trail.event_for = None
+        finally:
+            trail.event_for = None
         if trail.recorded:  # a write: its event committed with it
             return response
         event = _event(request, route, params, trail, response.status_code, None)
