@@ -2,10 +2,11 @@
 
 A request is not answered before its audit event is committed. Committing one transaction per
 read would cost more than the read; instead each request adds its event to the pending batch and
-waits. Once per turn of the event loop the pending batch is shipped to the audit writer process
-(:mod:`register.audit.sidecar`), which commits everything that has arrived in one transaction and
-acknowledges; the acknowledgement releases the waiting requests. A batch of one when the register
-is quiet, everything one turn of the loop served under load. Events of writes skip this: they are
+waits. The pending batch is shipped to the audit writer process (:mod:`register.audit.sidecar`),
+which commits it in one transaction and acknowledges; the acknowledgement releases the waiting
+requests. One batch is in flight at a time: what arrives while the writer commits is shipped as
+one batch when the acknowledgement comes back (group commit). A batch of one when the register
+is quiet; under load, everything served during one commit. Events of writes skip this: they are
 appended inside the write's own transaction, in this process.
 
 Why a process (measured with benchmarks/bench_audit.py, see benchmarks/README.md): appending in
@@ -181,6 +182,7 @@ class AuditWriter:
         self._pending: list[tuple[PreparedEvent, asyncio.Future[None]]] = []
         self._scheduled = False
         self._waiting: dict[int, _Waiting] = {}
+        """Batches shipped and not yet acknowledged, by number."""
         self._numbers = itertools.count(1)
         self._link: _Link | None = None
         self._died_at = float("-inf")
@@ -218,6 +220,9 @@ class AuditWriter:
 
     def _ship(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False
+        link = self._link
+        if self._waiting and link is not None and link.alive and link.loop is loop:
+            return  # a batch is being committed: its acknowledgement ships this one
         batch, self._pending = self._pending, []
         if not batch:
             return
@@ -270,6 +275,7 @@ class AuditWriter:
         if link is not None:  # made on a loop that has ended (an app started again)
             self._link = None
             link.close()
+            self._refuse_waiting("the audit writer process was replaced")
         if time.monotonic() - self._died_at < RESTART_PAUSE_SECONDS:
             raise AuditUnavailable("the audit writer process stopped")
         if self._target is None:
@@ -282,21 +288,31 @@ class AuditWriter:
             futures = self._waiting.pop(number, None)
             if futures is not None:
                 _settle(futures, None if error is None else AuditUnavailable(error))
+        if self._pending and not self._scheduled and self._link is not None:
+            self._ship(self._link.loop)
 
     def _lost(self, link: _Link) -> None:
         log.error("audit writer process stopped; refusing the reads it had not committed")
         self._died_at = time.monotonic()
-        waiting, self._waiting = self._waiting, {}
-        for futures in waiting.values():
-            _settle(futures, AuditUnavailable("the audit writer process stopped"))
+        self._refuse_waiting("the audit writer process stopped")
         if self._link is link:
             self._link = None
         link.close(timeout=1.0)
+        if self._pending and not self._scheduled:  # held back for the lost batch: refused too
+            self._scheduled = True
+            link.loop.call_soon(self._ship, link.loop)
+
+    def _refuse_waiting(self, why: str) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for futures in waiting.values():
+            _settle(futures, AuditUnavailable(why))
 
     async def aclose(self) -> None:
-        """Wait for the events shipped to be committed, then stop the writer process (app
-        shutdown)."""
-        waiting = [f for futures in self._waiting.values() for f in futures if not f.done()]
+        """Wait for the events submitted to be committed (those shipped, and those held back
+        behind them), then stop the writer process (app shutdown)."""
+        waiting = [f for futures in self._waiting.values() for f in futures]
+        waiting += [future for _, future in self._pending]
+        waiting = [f for f in waiting if not f.done()]
         if waiting:
             await asyncio.wait(waiting, timeout=10)
         self.close()

@@ -252,6 +252,101 @@ def test_writer_refuses_reads_in_flight_when_its_process_dies_then_recovers(engi
     assert report.intact and report.checked == 2
 
 
+def test_writer_keeps_one_batch_in_flight_and_ships_the_rest_together(engine, monkeypatch):
+    """Group commit: while the writer process commits a batch, events that arrive (over several
+    turns of the loop) wait and go as one batch when it acknowledges; none is answered before its
+    own batch is committed."""
+    from register.audit import writer as writer_module
+
+    reset(engine)
+    sent: list[int] = []
+    real_send = writer_module._Link.send
+
+    def counting_send(self: writer_module._Link, data: bytes) -> None:
+        sent.append(len(data))
+        real_send(self, data)
+
+    monkeypatch.setattr(writer_module._Link, "send", counting_send)
+    writer = AuditWriter(Database(engine))
+
+    async def scenario() -> None:
+        await writer.record(event(1))  # the process is up
+        link = writer._link
+        assert link is not None and len(sent) == 1
+        link.process.send_signal(signal.SIGSTOP)  # it cannot commit what arrives now
+        first = asyncio.ensure_future(writer.record(event(2)))
+        await asyncio.sleep(0.05)
+        assert len(sent) == 2  # shipped at once: nothing was in flight
+        later = []
+        for n in range(3, 8):  # one per turn of the loop, while event 2 is being committed
+            later.append(asyncio.ensure_future(writer.record(event(n))))
+            await asyncio.sleep(0.01)
+        assert len(sent) == 2  # held back
+        assert not first.done() and not any(w.done() for w in later)
+        link.process.send_signal(signal.SIGCONT)
+        await asyncio.wait_for(asyncio.gather(first, *later), timeout=10)
+        assert len(sent) == 3  # events 3-7 went as one batch
+
+    asyncio.run(scenario())
+    writer.close()
+    report = check(engine)
+    assert report.intact and report.checked == 7
+
+
+def test_events_held_back_are_refused_when_the_writer_process_dies(engine, monkeypatch):
+    """Events waiting behind a batch in flight are refused, not left hanging, when the writer
+    process dies before acknowledging it."""
+    from register.audit import writer as writer_module
+
+    reset(engine)
+    monkeypatch.setattr(writer_module, "RESTART_PAUSE_SECONDS", 5.0)
+    writer = AuditWriter(Database(engine))
+
+    async def scenario() -> list[BaseException | None]:
+        await writer.record(event(1))
+        link = writer._link
+        assert link is not None
+        link.process.send_signal(signal.SIGSTOP)
+        in_flight = asyncio.ensure_future(writer.record(event(2)))
+        await asyncio.sleep(0.05)
+        held = [asyncio.ensure_future(writer.record(event(n))) for n in (3, 4)]
+        await asyncio.sleep(0.05)
+        link.process.kill()
+        return await asyncio.wait_for(
+            asyncio.gather(in_flight, *held, return_exceptions=True), timeout=10
+        )
+
+    outcomes = asyncio.run(scenario())
+    writer.close()
+    assert all(isinstance(o, writer_module.AuditUnavailable) for o in outcomes), outcomes
+    assert check(engine).checked == 1
+
+
+def test_shutdown_waits_for_events_held_back(engine):
+    """At shutdown, events held back behind the batch in flight are committed and their requests
+    released as recorded, not refused."""
+    reset(engine)
+    writer = AuditWriter(Database(engine))
+
+    async def scenario() -> list[BaseException | None]:
+        await writer.record(event(1))
+        link = writer._link
+        assert link is not None
+        link.process.send_signal(signal.SIGSTOP)
+        in_flight = asyncio.ensure_future(writer.record(event(2)))
+        await asyncio.sleep(0.05)
+        held = asyncio.ensure_future(writer.record(event(3)))
+        await asyncio.sleep(0.01)
+        link.process.send_signal(signal.SIGCONT)
+        await writer.aclose()
+        return await asyncio.gather(in_flight, held, return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes == [None, None], outcomes
+    report = check(engine)
+    assert report.intact and report.checked == 3
+
+
 def test_cli_verify_reports_tampering(engine, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
