@@ -18,6 +18,7 @@ from register.api import (
     everything_route,  # noqa: F401  (registers $everything)
 )
 from register.api.errors import install_error_handlers
+from register.api.fhir_entry import FhirEntry
 from register.api.fhir_routes import build_dispatcher
 from register.api.middleware import RequestMiddleware
 from register.api.ops_routes import router as ops_router
@@ -85,17 +86,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(review_router)  # /review/... (improvement review, JSON and CSV)
     install_pages(app)  # the pages for people (register/web)
     dispatcher = build_dispatcher()
-    # One route catches everything under /fhir (with or without a trailing slash) and hands it
-    # to the FHIR dispatcher; Starlette's exception handlers still apply. It goes first, so a
-    # FHIR request does not walk the other routers; only SMART discovery (public, under /fhir)
-    # comes before it.
+    # FHIR requests go straight from the request middleware to the FHIR dispatcher
+    # (register/api/fhir_entry.py), with the same exception handlers; only SMART discovery,
+    # public and under /fhir, is an ordinary route.
     app.router.routes[0:0] = [
         StarletteRoute(
             "/fhir/.well-known/smart-configuration",
             endpoint=auth_routes.smart_configuration,
             methods=["GET"],
         ),
-        StarletteRoute("/fhir{rest:path}", endpoint=dispatcher),
     ]
+    app.add_middleware(FhirEntry, dispatcher=dispatcher)  # inside RequestMiddleware
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -54,10 +56,29 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return _outcome(400, outcome_bytes(issues))
 
 
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+HANDLERS: dict[type[Exception], Handler] = {
+    FhirError: _fhir_error,
+    MalformedBody: _malformed,
+    BodyTooLarge: _too_large,
+    StarletteHTTPException: _http_error,
+    RequestValidationError: _validation_error,
+}
+"""Which exceptions become which OperationOutcome responses."""
+
+
+def handler_for(exc: Exception) -> Handler | None:
+    """The handler for ``exc`` (the nearest class in its hierarchy that has one), as Starlette's
+    exception middleware would choose it."""
+    for cls in type(exc).__mro__:
+        handler = HANDLERS.get(cls)
+        if handler is not None:
+            return handler
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into OperationOutcome responses."""
-    app.add_exception_handler(FhirError, _fhir_error)
-    app.add_exception_handler(MalformedBody, _malformed)
-    app.add_exception_handler(BodyTooLarge, _too_large)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    for exception, handler in HANDLERS.items():
+        app.add_exception_handler(exception, handler)
