@@ -369,3 +369,70 @@ def test_cli_verify_reports_tampering(engine, monkeypatch, tmp_path):
         assert "event 4" in bad.output and "missing" in bad.output
     finally:
         get_settings.cache_clear()
+
+
+def test_the_writer_checkpoints_its_log_after_acknowledging(tmp_path) -> None:
+    """The writer process checkpoints the write-ahead log outside its commits, after the batch
+    is acknowledged: a read is never held for a checkpoint, and the log does not grow without
+    bound (without any checkpoint, 2,000 events leave a log of several thousand pages)."""
+    import socket
+    import threading
+
+    from register.audit import sidecar
+    from register.audit.plan import to_wire
+    from register.db import create_db_engine
+    from register.migrate import upgrade
+
+    path = tmp_path / "audit.sqlite3"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+
+    store = sidecar.SqliteStore(str(path))
+    steps: list[str] = []
+    ours, theirs = socket.socketpair()
+    real_after_ack = store.after_ack
+
+    def after_ack() -> None:
+        steps.append("after ack")
+        real_after_ack()
+
+    class Recorded:  # the writer's end of the socket, noting when acknowledgements leave
+        def setblocking(self, flag: bool) -> None:
+            theirs.setblocking(flag)
+
+        def recv(self, size: int) -> bytes:
+            return theirs.recv(size)
+
+        def sendall(self, data: bytes) -> None:
+            steps.append("ack")
+            theirs.sendall(data)
+
+    store.after_ack = after_ack  # type: ignore[method-assign]
+
+    def serve() -> None:
+        try:
+            sidecar.serve(Recorded(), store)  # type: ignore[arg-type]
+        finally:
+            store.close()
+
+    served = threading.Thread(target=serve)
+    served.start()
+    frames = sidecar.Frames()
+    for number in range(200):
+        batch = [to_wire(event(number * 10 + i, (f"p{i}",))) for i in range(10)]
+        ours.sendall(sidecar.frame((number, batch, [[] for _ in batch])))
+        acks: list = []
+        while not acks:
+            acks = [a for message in frames.feed(ours.recv(1 << 20)) for a in message]
+        assert acks == [(number, None)]
+    wal = path.with_name(path.name + "-wal")  # measured while the writer still has it open
+    assert wal.stat().st_size < 2500 * 4120
+    ours.close()
+    served.join(timeout=30)
+    assert steps == ["ack", "after ack"] * 200
+    engine = create_db_engine(f"sqlite:///{path}")
+    with read_transaction(engine) as conn:
+        report = verify(conn)
+    engine.dispose()
+    assert report.intact and report.checked == 2000
