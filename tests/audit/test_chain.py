@@ -293,6 +293,18 @@ def test_writer_keeps_one_batch_in_flight_and_ships_the_rest_together(engine, mo
     assert report.intact and report.checked == 7
 
 
+async def stall_with_one_in_flight(writer: AuditWriter):  # type: ignore[no-untyped-def]
+    """Start the writer process (event 1), stop it, and put event 2 in flight: the link and the
+    request waiting for event 2."""
+    await writer.record(event(1))
+    link = writer._link
+    assert link is not None
+    link.process.send_signal(signal.SIGSTOP)  # it cannot commit what arrives now
+    in_flight = asyncio.ensure_future(writer.record(event(2)))
+    await asyncio.sleep(0.05)
+    return link, in_flight
+
+
 def test_events_held_back_are_refused_when_the_writer_process_dies(engine, monkeypatch):
     """Events waiting behind a batch in flight are refused, not left hanging, when the writer
     process dies before acknowledging it."""
@@ -303,12 +315,7 @@ def test_events_held_back_are_refused_when_the_writer_process_dies(engine, monke
     writer = AuditWriter(Database(engine))
 
     async def scenario() -> list[BaseException | None]:
-        await writer.record(event(1))
-        link = writer._link
-        assert link is not None
-        link.process.send_signal(signal.SIGSTOP)
-        in_flight = asyncio.ensure_future(writer.record(event(2)))
-        await asyncio.sleep(0.05)
+        link, in_flight = await stall_with_one_in_flight(writer)
         held = [asyncio.ensure_future(writer.record(event(n))) for n in (3, 4)]
         await asyncio.sleep(0.05)
         link.process.kill()
@@ -329,12 +336,7 @@ def test_shutdown_waits_for_events_held_back(engine):
     writer = AuditWriter(Database(engine))
 
     async def scenario() -> list[BaseException | None]:
-        await writer.record(event(1))
-        link = writer._link
-        assert link is not None
-        link.process.send_signal(signal.SIGSTOP)
-        in_flight = asyncio.ensure_future(writer.record(event(2)))
-        await asyncio.sleep(0.05)
+        link, in_flight = await stall_with_one_in_flight(writer)
         held = asyncio.ensure_future(writer.record(event(3)))
         await asyncio.sleep(0.01)
         link.process.send_signal(signal.SIGCONT)
