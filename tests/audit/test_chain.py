@@ -418,23 +418,90 @@ def test_the_writer_checkpoints_its_log_after_acknowledging(tmp_path) -> None:
         finally:
             store.close()
 
-    served = threading.Thread(target=serve)
+    served = threading.Thread(target=serve, daemon=True)
     served.start()
     frames = sidecar.Frames()
-    for number in range(200):
-        batch = [to_wire(event(number * 10 + i, (f"p{i}",))) for i in range(10)]
-        ours.sendall(sidecar.frame((number, batch, [[] for _ in batch])))
-        acks: list = []
-        while not acks:
-            acks = [a for message in frames.feed(ours.recv(1 << 20)) for a in message]
-        assert acks == [(number, None)]
-    wal = path.with_name(path.name + "-wal")  # measured while the writer still has it open
-    assert wal.stat().st_size < 2500 * 4120
-    ours.close()
-    served.join(timeout=30)
+    try:
+        for number in range(200):
+            batch = [to_wire(event(number * 10 + i, (f"p{i}",))) for i in range(10)]
+            ours.sendall(sidecar.frame((number, batch, [[] for _ in batch])))
+            acks: list = []
+            while not acks:
+                acks = [a for message in frames.feed(ours.recv(1 << 20)) for a in message]
+            assert acks == [(number, None)]
+        wal = path.with_name(path.name + "-wal")  # measured while the writer still has it open
+        assert wal.stat().st_size < 2500 * 4120
+    finally:
+        ours.close()
+        served.join(timeout=30)
     assert steps == ["ack", "after ack"] * 200
     engine = create_db_engine(f"sqlite:///{path}")
     with read_transaction(engine) as conn:
         report = verify(conn)
     engine.dispose()
     assert report.intact and report.checked == 2000
+
+
+def test_checkpoints_run_beside_commits_and_the_log_still_restarts(tmp_path, monkeypatch) -> None:
+    """A checkpoint pass runs on its own thread: commits (and so the reads waiting for them) go
+    on while it runs. What they appended meanwhile is copied after the next acknowledgement, so
+    the following commit starts the log again from its beginning instead of letting it grow for
+    as long as the load lasts."""
+    import sqlite3
+    import threading
+
+    from register.audit import sidecar
+    from register.audit.plan import to_wire
+    from register.db import create_db_engine
+    from register.migrate import upgrade
+
+    path = tmp_path / "audit.sqlite3"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    store = sidecar.SqliteStore(str(path))
+    numbers = iter(range(10_000))
+
+    def commit_one() -> None:
+        number = next(numbers)
+        batch = [to_wire(event(number, (f"p{number % 7}",)))]
+        assert sidecar.commit_batches(store, [(number, batch, [[]])]) == [(number, None)]
+        store.after_ack()
+
+    def log_frames() -> int:
+        probe = sqlite3.connect(path)
+        try:
+            return int(probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+        finally:
+            probe.close()
+
+    copied, release = threading.Event(), threading.Event()
+    held_too_long: list[bool] = []
+    real_checkpoint = sidecar._checkpoint
+
+    def held_pass(conn: sqlite3.Connection) -> None:
+        real_checkpoint(conn)
+        if threading.current_thread().name == "audit-checkpoint":
+            copied.set()  # the pass has copied the log as it was when it started ...
+            held_too_long.append(not release.wait(10))  # ... and has not ended yet
+
+    monkeypatch.setattr(sidecar, "_checkpoint", held_pass)
+    try:
+        for _ in range(sidecar.CHECKPOINT_EVERY_COMMITS):
+            commit_one()  # the last asks for a pass
+        assert copied.wait(10)
+        for _ in range(5):
+            commit_one()  # beside the pass: if a commit waited for it, the pass times out
+        release.set()
+        store.wait_for_checkpoints()
+        assert held_too_long == [False]
+        commit_one()  # after the pass: copies what the five appended, before the next commit
+        commit_one()
+        assert log_frames() < 30, "the log did not start again from its beginning"
+    finally:
+        store.close()
+    engine = create_db_engine(f"sqlite:///{path}")
+    with read_transaction(engine) as conn:
+        report = verify(conn)
+    engine.dispose()
+    assert report.intact and report.checked == 57
