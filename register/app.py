@@ -18,7 +18,7 @@ from register.api import (
     everything_route,  # noqa: F401  (registers $everything)
 )
 from register.api.errors import install_error_handlers
-from register.api.fhir_entry import FhirEntry
+from register.api.fhir_entry import FhirEntry, RegisterApp
 from register.api.fhir_routes import build_dispatcher
 from register.api.middleware import RequestMiddleware
 from register.api.ops_routes import router as ops_router
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         access.close()
         db.dispose()
 
-    app = FastAPI(
+    app = RegisterApp(
         title="Shared Care Register",
         version="0.1.0",
         description="FHIR R4 shared care register for integrated care teams.",
@@ -85,10 +85,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(auth_routes.router)  # /auth/token, /auth/jwks
     app.include_router(review_router)  # /review/... (improvement review, JSON and CSV)
     install_pages(app)  # the pages for people (register/web)
-    dispatcher = build_dispatcher()
-    # FHIR requests go straight from the request middleware to the FHIR dispatcher
-    # (register/api/fhir_entry.py), with the same exception handlers; only SMART discovery,
-    # public and under /fhir, is an ordinary route.
+    # FHIR requests enter ahead of FastAPI's stack (register/api/fhir_entry.py): the request
+    # middleware, then the FHIR dispatcher with the same exception handlers. Only SMART
+    # discovery, public and under /fhir, is an ordinary route.
     app.router.routes[0:0] = [
         StarletteRoute(
             "/fhir/.well-known/smart-configuration",
@@ -96,6 +95,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             methods=["GET"],
         ),
     ]
-    app.add_middleware(FhirEntry, dispatcher=dispatcher)  # inside RequestMiddleware
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.fhir_entry = RequestMiddleware(
+        FhirEntry(build_dispatcher()), max_body_bytes=settings.max_body_bytes
+    )
     return app

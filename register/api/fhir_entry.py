@@ -1,39 +1,43 @@
-"""ASGI middleware that hands FHIR requests straight to the FHIR dispatcher.
+"""Where FHIR requests enter the app: ahead of FastAPI's middleware stack, not through it.
 
-Every request under ``/fhir`` would otherwise pass Starlette's exception middleware, FastAPI's
-exit-stack middleware and the router (which tries each route's pattern in turn) before reaching
-the dispatcher, none of which a FHIR interaction uses: 18-43 µs a read, measured in process
-against the same app routed the old way (benchmarks/README.md, Core). Exceptions get the same
-handlers as the rest of the app
-(:mod:`register.api.errors`), so a FHIR error leaves as the same OperationOutcome either way.
+A FHIR interaction needs none of what sits between the server and the routes of the rest of the
+app: FastAPI's telemetry and body-limit wrappers, Starlette's error and exception middleware,
+FastAPI's exit stack and the router, which tries each route's pattern in turn. Together they
+cost a read tens of microseconds (benchmarks/README.md, Core). So :class:`RegisterApp` sends a
+FHIR request to its own short chain (the request middleware, then :class:`FhirEntry` and the
+FHIR dispatcher), and every other request to FastAPI as usual. Exceptions get the same handlers
+as the rest of the app (:mod:`register.api.errors`), and anything unhandled the request
+middleware's 500, so a FHIR error leaves as the same OperationOutcome either way.
 """
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from register.api.errors import handler_for
 
+PREFIX = "/fhir"
 SMART_DISCOVERY = "/fhir/.well-known/smart-configuration"
 """Under ``/fhir`` but not a FHIR interaction: a GET of it goes to the app's own route."""
 
 
-class FhirEntry:
-    """Sends FHIR requests (paths under ``prefix``) to ``dispatcher``, the rest to ``app``."""
+def is_fhir_request(scope: Scope) -> bool:
+    """Whether an HTTP request is a FHIR interaction (a path under ``/fhir``, bar discovery)."""
+    path: str = scope.get("path", "")
+    return path.startswith(PREFIX) and not (
+        path == SMART_DISCOVERY and scope["method"] in ("GET", "HEAD")
+    )
 
-    def __init__(self, app: ASGIApp, *, dispatcher: ASGIApp, prefix: str = "/fhir") -> None:
-        self.app = app
+
+class FhirEntry:
+    """Runs the FHIR dispatcher, answering its exceptions with the app's handlers."""
+
+    def __init__(self, dispatcher: ASGIApp) -> None:
         self.dispatcher = dispatcher
-        self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not path.startswith(self.prefix) or (
-            path == SMART_DISCOVERY and scope["method"] in ("GET", "HEAD")
-        ):
-            await self.app(scope, receive, send)
-            return
         started = False
 
         async def sender(message: Message) -> None:
@@ -50,3 +54,19 @@ class FhirEntry:
                 raise
             response = await handler(Request(scope, receive), exc)
             await response(scope, receive, sender)
+
+
+class RegisterApp(FastAPI):
+    """The register's FastAPI app, with FHIR requests taken ahead of its middleware stack."""
+
+    fhir_entry: ASGIApp | None = None
+    """The chain FHIR requests go through (set by the app factory; None sends them through
+    FastAPI like any other request)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        entry = self.fhir_entry
+        if entry is not None and scope["type"] == "http" and is_fhir_request(scope):
+            scope["app"] = self  # as Starlette sets it: handlers reach the app's state
+            await entry(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)

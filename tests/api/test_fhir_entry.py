@@ -1,5 +1,5 @@
-"""FHIR requests skip the app's router (register/api/fhir_entry.py) and answer exactly as they
-did through it: same status, body and headers, for successes and for every kind of error."""
+"""FHIR requests skip the app's middleware stack and router (register/api/fhir_entry.py) and
+answer exactly as they did through them: same status, body and headers, for successes and for every kind of error."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from starlette.routing import Route as StarletteRoute
 
 from register.api.errors import HANDLERS, handler_for
-from register.api.fhir_entry import FhirEntry
 from register.app import create_app
 from register.errors import FhirError
 from tests.conftest import issue_token
@@ -26,12 +25,11 @@ VARYING = {"x-request-id", "date"}
 
 
 def through_router(app):  # type: ignore[no-untyped-def]
-    """``app`` with FHIR requests going through its router instead, as before FhirEntry."""
-    entry = next(m for m in app.user_middleware if m.cls is FhirEntry)
-    app.user_middleware.remove(entry)
-    app.router.routes.insert(
-        1, StarletteRoute("/fhir{rest:path}", endpoint=entry.kwargs["dispatcher"])
-    )
+    """``app`` with FHIR requests going through its middleware stack and router instead, as
+    before the FHIR entry."""
+    dispatcher = app.fhir_entry.app.dispatcher  # RequestMiddleware -> FhirEntry -> dispatcher
+    app.fhir_entry = None
+    app.router.routes.insert(1, StarletteRoute("/fhir{rest:path}", endpoint=dispatcher))
     return app
 
 
