@@ -1,5 +1,6 @@
 """FHIR requests skip the app's middleware stack and router (register/api/fhir_entry.py) and
-answer exactly as they did through them: same status, body and headers, for successes and for every kind of error."""
+answer exactly as they did through them: same status, body and headers, for successes and for
+every kind of error."""
 
 from __future__ import annotations
 
