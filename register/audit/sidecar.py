@@ -163,7 +163,7 @@ class Checkpointer:
                     if conn is None:
                         conn = _connect(self._path)
                     _checkpoint(conn)
-                except sqlite3.Error as exc:  # tried again at the next request
+                except Exception as exc:  # the thread lives on: tried again at the next request
                     _log(f"audit checkpoint failed: {type(exc).__name__}")
                 self.finished = True
                 self._idle.set()
