@@ -17,8 +17,8 @@ from register.api import (
     consent_route,  # noqa: F401  (registers $access-explain)
     everything_route,  # noqa: F401  (registers $everything)
 )
-from register.api.errors import install_error_handlers
-from register.api.fhir_entry import FhirEntry, RegisterApp
+from register.api.errors import handler_for, install_error_handlers
+from register.api.fhir_entry import RegisterApp
 from register.api.fhir_routes import build_dispatcher
 from register.api.middleware import RequestMiddleware
 from register.api.ops_routes import router as ops_router
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(review_router)  # /review/... (improvement review, JSON and CSV)
     install_pages(app)  # the pages for people (register/web)
     # FHIR requests enter ahead of FastAPI's stack (register/api/fhir_entry.py): the request
-    # middleware, then the FHIR dispatcher with the same exception handlers. Only SMART
+    # middleware, answering with the same exception handlers, then the FHIR dispatcher. Only SMART
     # discovery, public and under /fhir, is an ordinary route.
     app.router.routes[0:0] = [
         StarletteRoute(
@@ -97,6 +97,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     ]
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     app.fhir_entry = RequestMiddleware(
-        FhirEntry(build_dispatcher()), max_body_bytes=settings.max_body_bytes
+        build_dispatcher(), max_body_bytes=settings.max_body_bytes, handler_for=handler_for
     )
     return app

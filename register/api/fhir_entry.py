@@ -4,19 +4,16 @@ A FHIR interaction needs none of what sits between the server and the routes of 
 app: FastAPI's telemetry and body-limit wrappers, Starlette's error and exception middleware,
 FastAPI's exit stack and the router, which tries each route's pattern in turn. Together they
 cost a read tens of microseconds (benchmarks/README.md, Core). So :class:`RegisterApp` sends a
-FHIR request to its own short chain (the request middleware, then :class:`FhirEntry` and the
-FHIR dispatcher), and every other request to FastAPI as usual. Exceptions get the same handlers
-as the rest of the app (:mod:`register.api.errors`), and anything unhandled the request
-middleware's 500, so a FHIR error leaves as the same OperationOutcome either way.
+FHIR request to its own short chain (the request middleware, then the FHIR dispatcher), and
+every other request to FastAPI as usual. On that chain the request middleware answers
+exceptions with the app's own handlers (:mod:`register.api.errors`), and anything unhandled with
+its 500, so a FHIR error leaves as the same OperationOutcome either way.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from register.api.errors import handler_for
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 PREFIX = "/fhir"
 SMART_DISCOVERY = "/fhir/.well-known/smart-configuration"
@@ -29,31 +26,6 @@ def is_fhir_request(scope: Scope) -> bool:
     return path.startswith(PREFIX) and not (
         path == SMART_DISCOVERY and scope["method"] in ("GET", "HEAD")
     )
-
-
-class FhirEntry:
-    """Runs the FHIR dispatcher, answering its exceptions with the app's handlers."""
-
-    def __init__(self, dispatcher: ASGIApp) -> None:
-        self.dispatcher = dispatcher
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def sender(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.dispatcher(scope, receive, sender)
-        except Exception as exc:
-            handler = handler_for(exc)
-            if handler is None or started:
-                raise
-            response = await handler(Request(scope, receive), exc)
-            await response(scope, receive, sender)
 
 
 class RegisterApp(FastAPI):

@@ -10,8 +10,11 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fhir_adapters.operation_outcome import error, outcome_bytes
@@ -35,12 +38,27 @@ class BodyTooLarge(Exception):
     """The request body passed the configured limit while being read."""
 
 
-class RequestMiddleware:
-    """Assigns a request id, enforces the body limit, and logs each request as one JSON line."""
+Handler = Callable[[Request, Exception], Awaitable[Response]]
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+
+class RequestMiddleware:
+    """Assigns a request id, enforces the body limit, and logs each request as one JSON line.
+
+    ``handler_for`` (optional) finds the response for an exception the app raised before
+    answering (the FHIR entry passes the app's handlers, :mod:`register.api.errors`); anything
+    else is logged and answered with a plain 500.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        handler_for: Callable[[Exception], Handler | None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.handler_for = handler_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,9 +82,15 @@ class RequestMiddleware:
             if declared is not None and declared > self.max_body_bytes:
                 await _too_large(send_with_id, self.max_body_bytes)
                 return
+            limited = self._limited(receive)
             try:
-                await self.app(scope, self._limited(receive), send_with_id)
+                await self.app(scope, limited, send_with_id)
             except Exception as exc:
+                handler = None if self.handler_for is None else self.handler_for(exc)
+                if handler is not None and not status_holder.get("started"):
+                    response = await handler(Request(scope, limited), exc)
+                    await response(scope, limited, send_with_id)
+                    return
                 # Anything unhandled: log it (type and frames only) and answer a plain 500.
                 log.error("unhandled error", exc_info=exc, extra={"request_id": request_id})
                 if status_holder.get("started"):

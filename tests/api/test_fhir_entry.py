@@ -28,7 +28,7 @@ VARYING = {"x-request-id", "date"}
 def through_router(app):  # type: ignore[no-untyped-def]
     """``app`` with FHIR requests going through its middleware stack and router instead, as
     before the FHIR entry."""
-    dispatcher = app.fhir_entry.app.dispatcher  # RequestMiddleware -> FhirEntry -> dispatcher
+    dispatcher = app.fhir_entry.app  # the request middleware, then the dispatcher
     app.fhir_entry = None
     app.router.routes.insert(1, StarletteRoute("/fhir{rest:path}", endpoint=dispatcher))
     return app
