@@ -46,6 +46,44 @@ def test_migrate_creates_schema_in_place(monkeypatch, tmp_path):
         get_settings.cache_clear()
 
 
+def test_migrate_upgrades_an_older_database_keeping_its_data(monkeypatch, tmp_path):
+    """A database made by the first release, holding a resource, is upgraded in place by
+    ``careregister migrate``: every later table appears and the stored bytes are untouched."""
+    url = f"sqlite:///{tmp_path / 'older.sqlite3'}"
+    engine = create_db_engine(url)
+    upgrade(engine, "0001_core")
+    body = b'{"resourceType":"Patient","id":"kept","meta":{"versionId":"1"}}'
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO resource (pk, resource_type, resource_id, version_id, last_updated,"
+            " deleted, content) VALUES (1, 'Patient', 'kept', 1, '2024-01-01 00:00:00', 0, ?)",
+            (body,),
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO resource_version (resource_pk, resource_type, resource_id, version_id,"
+            " last_updated, method, deleted, content)"
+            " VALUES (1, 'Patient', 'kept', 1, '2024-01-01 00:00:00', 'POST', 0, ?)",
+            (body,),
+        )
+    monkeypatch.setenv("REGISTER_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["migrate"])
+        assert result.exit_code == 0, result.output
+        assert schema_status(engine).current == head_revision() != "0001_core"
+        with engine.connect() as conn:
+            assert (
+                conn.exec_driver_sql(
+                    "SELECT content FROM resource WHERE resource_id = 'kept'"
+                ).scalar()
+                == body
+            )
+            assert conn.exec_driver_sql("SELECT count(*) FROM audit_event").scalar() == 0
+    finally:
+        get_settings.cache_clear()
+        engine.dispose()
+
+
 def test_serve_refuses_out_of_date_schema(monkeypatch, tmp_path):
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     engine = create_db_engine(url)
