@@ -78,6 +78,25 @@ def test_transaction_order_delete_post_put_get(client):
     assert client.get("/fhir/Patient/gone").status_code == 410
 
 
+def test_transaction_runs_deletes_before_creates(client):
+    """A conditional create listed before a delete of its match still runs after it: the
+    delete takes the old patient away first, so the create finds none and makes a new one."""
+    nhs = "https://fhir.nhs.uk/Id/nhs-number"
+    number = [{"system": nhs, "value": "9000000001"}]
+    old = client.post("/fhir/Patient", json=patient(family="Old", identifier=number)).json()
+    bundle = _tx(
+        _post(patient(family="New", identifier=number), ifNoneExist=f"identifier={nhs}|9000000001"),
+        {"request": {"method": "DELETE", "url": f"Patient?identifier={nhs}|9000000001"}},
+    )
+    result = client.post("/fhir", json=bundle)
+    assert result.status_code == 200, result.text
+    created = result.json()["entry"][0]["response"]
+    assert created["status"].startswith("201"), created
+    assert client.get(f"/fhir/Patient/{old['id']}").status_code == 410
+    found = client.get(f"/fhir/Patient?identifier={nhs}|9000000001").json()
+    assert [e["resource"]["name"][0]["family"] for e in found.get("entry", [])] == ["New"]
+
+
 def test_transaction_stale_if_match_rolls_back(client):
     client.put("/fhir/Patient/x", json=patient(id="x", family="One"))
     bundle = _tx(
