@@ -1,6 +1,6 @@
 """The register's settings: one class, read from ``REGISTER_*`` environment variables.
 
-Every setting is listed in the README's settings table; ``tests/test_settings_doc.py`` keeps the
+Every setting is listed in the README's settings table; ``tests/test_deployment_files.py`` keeps the
 two in step.
 """
 
