@@ -135,6 +135,23 @@ def test_load_reports_loaded_and_rejected(cli_env, engine, tmp_path):
     assert ids == ["p1", "p2"]
 
 
+def test_load_shows_its_progress_unless_quiet(cli_env, tmp_path):
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "gender": g}} for g in ("male", "other")
+        ],
+    }
+    path = _write(tmp_path / "two.json", bundle)
+    shown = runner.invoke(app, ["load", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert "Loading" in shown.output and "2/2" in shown.output
+    quiet = runner.invoke(app, ["load", "-q", str(path)])
+    assert quiet.exit_code == 0 and "Loading" not in quiet.output
+    assert "Loaded 2 resources" in quiet.output
+
+
 def test_load_missing_path_is_an_error(cli_env):
     result = runner.invoke(app, ["load", "/no/such/file.json"])
     assert result.exit_code == 2

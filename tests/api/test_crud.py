@@ -131,6 +131,18 @@ def test_conditional_update_updates_the_match_or_creates(client):
     assert created.json()["id"] != "p1"
 
 
+def test_conditional_update_with_several_matches_is_412_and_changes_nothing(client):
+    client.put("/fhir/Patient/twin1", json=patient(id="twin1", family="Twin"))
+    client.put("/fhir/Patient/twin2", json=patient(id="twin2", family="Twin"))
+    refused = client.put("/fhir/Patient?family=Twin", json=patient(family="Changed"))
+    assert refused.status_code == 412
+    assert refused.json()["resourceType"] == "OperationOutcome"
+    for pid in ("twin1", "twin2"):
+        kept = client.get(f"/fhir/Patient/{pid}").json()
+        assert kept["meta"]["versionId"] == "1" and kept["name"][0]["family"] == "Twin"
+    assert len(client.get("/fhir/Patient?family=Changed").json().get("entry", [])) == 0
+
+
 def test_json_patch(client):
     rid = client.post("/fhir/Patient", json=patient()).json()["id"]
     ops = [{"op": "add", "path": "/gender", "value": "female"}]
