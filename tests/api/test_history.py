@@ -53,12 +53,23 @@ def test_type_and_system_history(client):
 
 def test_since_filters_by_last_updated(client):
     p = client.post("/fhir/Patient", json=patient()).json()["id"]
+    client.post("/fhir/Patient", json=patient(family="Unchanged"))  # before the cut: left out
     time.sleep(0.01)
     cut = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     time.sleep(0.01)
     client.put(f"/fhir/Patient/{p}", json=patient(id=p, family="Later"))
     entries = client.get(f"/fhir/Patient/{p}/_history", params={"_since": cut}).json()["entry"]
     assert [e["resource"]["meta"]["versionId"] for e in entries] == ["2"]
+    o = client.post("/fhir/Observation", json=observation(f"Patient/{p}")).json()["id"]
+
+    def since(path: str) -> set[str]:
+        """What changed after the cut, by Type/id (the register's own Provenance aside)."""
+        entries = client.get(path, params={"_since": cut}).json()["entry"]
+        found = {e["fullUrl"].split("/fhir/")[1].split("/_history")[0] for e in entries}
+        return {f for f in found if not f.startswith("Provenance/")}
+
+    assert since("/fhir/Patient/_history") == {f"Patient/{p}"}  # type level
+    assert since("/fhir/_history") == {f"Patient/{p}", f"Observation/{o}"}  # system level
     bad = client.get("/fhir/_history", params={"_since": "last tuesday"})
     assert bad.status_code == 400
     assert bad.json()["issue"][0]["expression"] == ["_since"]
