@@ -55,6 +55,21 @@ def test_malformed_json_is_400(client):
     assert client.post("/fhir/Patient", content=b"[1, 2]").status_code == 422
 
 
+def test_a_huge_body_under_the_limit_is_answered_without_harm(client):
+    """Nine megabytes of JSON (under the 10 MiB limit): refused as invalid with the element at
+    fault, nothing stored, and the server goes on answering."""
+    text = b'{"resourceType":"Patient","note":[' + b",".join([b'"xxxxxxx"'] * 900_000) + b"]}"
+    assert 8_000_000 < len(text) < 10 * 1024 * 1024
+    response = client.post(
+        "/fhir/Patient", content=text, headers={"Content-Type": "application/fhir+json"}
+    )
+    assert response.status_code == 422
+    issue = response.json()["issue"][0]
+    assert any(e.startswith("Patient.note") for e in issue["expression"]), issue
+    assert client.get("/fhir/Patient").json().get("entry", []) == []
+    assert client.get("/health").status_code == 200
+
+
 def test_deep_nesting_is_refused_without_harm(client):
     deep: dict = {"resourceType": "Patient"}
     node = deep
