@@ -65,6 +65,15 @@ def test_serve_runs_the_workers_it_is_asked_for(tmp_path, engine):
         assert len(workers) == 2, "two worker processes"
         assert len(writers) == 2, "each worker started its audit writer process"
         with httpx.Client(timeout=5) as http:
+            # The workers share a socket bound by the supervisor; it listens only once a worker
+            # has finished its startup (which starts the audit writer), so wait for the first
+            # answer before counting.
+            while time.monotonic() < deadline:
+                try:
+                    http.get(f"http://127.0.0.1:{port}/fhir/metadata")
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.2)
             answers = [http.get(f"http://127.0.0.1:{port}/fhir/metadata") for _ in range(20)]
         assert all(a.status_code == 200 for a in answers)
         assert {a.json()["fhirVersion"] for a in answers} == {"4.0.1"}
