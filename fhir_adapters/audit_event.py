@@ -1,13 +1,17 @@
 """AuditEvent resources following the IHE Basic Audit Log Patterns (BALP).
 
 One builder for every event the register records: RESTful interactions (type ``rest`` with the
-interaction as subtype), token issuance and logins, client registration, break-glass starts.
+interaction as subtype), token issuance, client registration, break-glass starts and privacy
+officers' reviews; and its inverse, :func:`index_of`, which reads back from an event what the
+register indexes it by, so that ``careregister audit verify`` can hold every indexed column to
+the hashed bytes.
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
@@ -21,6 +25,15 @@ PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 ROLE_SYSTEM = "https://fhir.shared-care-register.nhs.uk/CodeSystem/register-role"
 REGISTER_SUBTYPE = "https://fhir.shared-care-register.nhs.uk/CodeSystem/audit-subtype"
+REGISTER_ACTION = "https://fhir.shared-care-register.nhs.uk/CodeSystem/audit-action"
+"""Subtype coding naming the register's own action for events that are not REST interactions
+(``token``, ``break-glass``, ``register``, ``disable``, ``review``)."""
+REVIEW_ALERT = "https://fhir.shared-care-register.nhs.uk/StructureDefinition/audit-review-alert"
+"""Extension: why this event is in the privacy officer's review queue (category, patient,
+reason). Part of the hashed bytes, so the queue entry cannot be removed unnoticed."""
+REVIEW_VERDICT = "https://fhir.shared-care-register.nhs.uk/StructureDefinition/audit-review-verdict"
+"""Extension on a review event: the verdict and the privacy officer's note."""
+CONSENT_CHANGE = "consent-change"
 DATA_KINDS = "resource-types"
 """``entity.detail.type`` of a patient entity: the kinds of data (resource types) of theirs."""
 
@@ -44,7 +57,6 @@ ACTIONS = {
 }
 # kind -> (type coding, subtype coding) for events that are not REST interactions
 SPECIAL = {
-    "login": ((DCM, "110114", "User Authentication"), (DCM, "110122", "Login")),
     "token": ((DCM, "110114", "User Authentication"), (DCM, "110122", "Login")),
     "break-glass": (
         (DCM, "110113", "Security Alert"),
@@ -68,7 +80,7 @@ class AuditFacts:
 
     event_id: str
     recorded: str  # instant; empty: rendered from the event's time when the bytes are made
-    kind: str  # rest | login | token | break-glass | client-registration
+    kind: str  # rest | token | break-glass | client-registration | review
     action: str  # restful interaction code, or a short verb for other kinds
     outcome: str  # 0 | 4 | 8 | 12
     outcome_detail: str | None = None
@@ -88,6 +100,9 @@ class AuditFacts:
     query: str | None = None
     request_id: str | None = None
     address: str | None = None
+    alerts: tuple[tuple[str, str | None, str | None], ...] = ()
+    """Review-queue entries it raises: (category, patient id, reason)."""
+    verdict: tuple[str, str] | None = None  # a review event's (verdict, note)
 
 
 def outcome_for_status(status: int) -> str:
@@ -103,19 +118,28 @@ def audit_event(facts: AuditFacts) -> dict[str, Any]:
     """The AuditEvent resource for ``facts``."""
     if facts.kind in SPECIAL:
         (type_system, type_code, type_display), sub = SPECIAL[facts.kind]
-        subtype = [{"system": sub[0], "code": sub[1], "display": sub[2]}]
+        subtype = [
+            {"system": sub[0], "code": sub[1], "display": sub[2]},
+            {"system": REGISTER_ACTION, "code": facts.action},
+        ]
         action = "E"
     else:
         type_system, type_code, type_display = AUDIT_TYPE, "rest", "RESTful Operation"
         subtype = [{"system": RESTFUL, "code": facts.action}]
         if facts.consent_change:
             subtype.append(
-                {"system": REGISTER_SUBTYPE, "code": "consent-change", "display": "Consent changed"}
+                {"system": REGISTER_SUBTYPE, "code": CONSENT_CHANGE, "display": "Consent changed"}
             )
         action = ACTIONS.get(facts.action, "E")
-    event: dict[str, Any] = {
-        "resourceType": "AuditEvent",
-        "id": facts.event_id,
+    event: dict[str, Any] = {"resourceType": "AuditEvent", "id": facts.event_id}
+    if facts.alerts or facts.verdict is not None:
+        extensions = [_alert_extension(*alert) for alert in facts.alerts]
+        if facts.verdict is not None:
+            verdict, note = facts.verdict
+            parts = [{"url": "verdict", "valueCode": verdict}, {"url": "note", "valueString": note}]
+            extensions.append({"url": REVIEW_VERDICT, "extension": parts})
+        event["extension"] = extensions
+    event |= {
         "type": {"system": type_system, "code": type_code, "display": type_display},
         "subtype": subtype,
         "action": action,
@@ -124,8 +148,10 @@ def audit_event(facts: AuditFacts) -> dict[str, Any]:
     }
     if facts.outcome_detail:
         event["outcomeDesc"] = facts.outcome_detail[:500]
-    if facts.purpose:
-        purpose: dict[str, Any] = {"coding": [{"system": ACT_REASON, "code": facts.purpose}]}
+    if facts.purpose or facts.break_glass_reason:
+        purpose: dict[str, Any] = {}
+        if facts.purpose:
+            purpose["coding"] = [{"system": ACT_REASON, "code": facts.purpose}]
         if facts.break_glass_reason:
             purpose["text"] = facts.break_glass_reason
         event["purposeOfEvent"] = [purpose]
@@ -144,6 +170,15 @@ def audit_event(facts: AuditFacts) -> dict[str, Any]:
     if entities:
         event["entity"] = entities
     return event
+
+
+def _alert_extension(category: str, patient: str | None, reason: str | None) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [{"url": "category", "valueCode": category}]
+    if patient is not None:
+        parts.append({"url": "patient", "valueReference": {"reference": f"Patient/{patient}"}})
+    if reason:
+        parts.append({"url": "reason", "valueString": reason})
+    return {"url": REVIEW_ALERT, "extension": parts}
 
 
 def _agents(facts: AuditFacts) -> list[dict[str, Any]]:
@@ -229,3 +264,117 @@ def _entities(facts: AuditFacts) -> list[dict[str, Any]]:
             }
         )
     return entities
+
+
+_KIND_OF = {(type_[1], sub[1]): kind for kind, (type_, sub) in SPECIAL.items()}
+
+
+@dataclass(slots=True)
+class AuditIndex:
+    """What an AuditEvent says about itself in the terms the register indexes it by (the
+    ``audit_event`` columns, its patients and entities, its review-queue entry and verdict)."""
+
+    event_id: str | None
+    recorded: datetime | None
+    kind: str | None
+    action: str | None
+    outcome: str | None
+    agent_role: str | None
+    agent_who: str | None
+    agent_name: str | None
+    agent_org: str | None
+    client_id: str | None
+    purpose: str | None
+    break_glass: bool
+    break_glass_reason: str | None
+    request_id: str | None
+    patients: set[str]
+    entities: list[str]
+    alerts: list[tuple[str, str | None, str | None]]
+    verdict: tuple[str, str] | None
+
+
+def _parts(extension: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for part in extension.get("extension") or []:
+        for key, value in part.items():
+            if key.startswith("value"):
+                found[part.get("url")] = value
+    return found
+
+
+def _instant_of(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def index_of(event: dict[str, Any]) -> AuditIndex:
+    """Read back from an AuditEvent made by :func:`audit_event` what it says about itself, so
+    that the columns stored beside its hashed bytes can be checked against them."""
+    type_code = (event.get("type") or {}).get("code")
+    codes = {(c.get("system"), c.get("code")) for c in event.get("subtype") or []}
+    if type_code == "rest":
+        kind = "consent" if (REGISTER_SUBTYPE, CONSENT_CHANGE) in codes else "rest"
+        action = next((code for system, code in codes if system == RESTFUL), None)
+    else:
+        kinds = (_KIND_OF.get((type_code, code)) for _, code in codes)
+        kind = next((k for k in kinds if k is not None), None)
+        action = next((code for system, code in codes if system == REGISTER_ACTION), None)
+    index = AuditIndex(
+        event_id=event.get("id"),
+        recorded=_instant_of(event.get("recorded")),
+        kind=kind,
+        action=action,
+        outcome=event.get("outcome"),
+        agent_role=None,
+        agent_who=None,
+        agent_name=None,
+        agent_org=None,
+        client_id=None,
+        purpose=None,
+        break_glass=False,
+        break_glass_reason=None,
+        request_id=None,
+        patients=set(),
+        entities=[],
+        alerts=[],
+        verdict=None,
+    )
+    for purpose in event.get("purposeOfEvent") or []:
+        coding = purpose.get("coding") or [{}]
+        index.purpose = coding[0].get("code")
+        index.break_glass_reason = purpose.get("text")
+        index.break_glass = bool(index.break_glass_reason)
+    for agent in event.get("agent") or []:
+        who = agent.get("who") or {}
+        agent_type = {c.get("code") for c in (agent.get("type") or {}).get("coding") or []}
+        if agent.get("requestor"):
+            index.agent_who = who.get("reference")
+            index.agent_name = who.get("display")
+            for role in agent.get("role") or []:
+                for coding in role.get("coding") or []:
+                    if coding.get("system") == ROLE_SYSTEM:
+                        index.agent_role = coding.get("code")
+        elif "PRF" in agent_type:
+            index.agent_org = (who.get("identifier") or {}).get("value")
+        elif "110150" in agent_type:
+            index.client_id = (who.get("identifier") or {}).get("value")
+    for entity in event.get("entity") or []:
+        reference = (entity.get("what") or {}).get("reference")
+        role = (entity.get("role") or {}).get("code")
+        if role == "1" and reference and reference.startswith("Patient/"):
+            index.patients.add(reference[8:])
+        elif role == "4" and reference:
+            index.entities.append(reference)
+        elif (entity.get("type") or {}).get("code") == "XrequestId":
+            index.request_id = ((entity.get("what") or {}).get("identifier") or {}).get("value")
+    for extension in event.get("extension") or []:
+        parts = _parts(extension)
+        if extension.get("url") == REVIEW_ALERT:
+            patient = (parts.get("patient") or {}).get("reference") or ""
+            index.alerts.append((parts.get("category"), patient[8:] or None, parts.get("reason")))
+        elif extension.get("url") == REVIEW_VERDICT:
+            index.verdict = (parts.get("verdict"), parts.get("note"))
+    return index

@@ -59,7 +59,7 @@ def _prepare(
         agent_org=facts.agent_org,
         client_id=facts.client_id,
         purpose=facts.purpose,
-        break_glass=facts.break_glass_reason is not None,
+        break_glass=bool(facts.break_glass_reason),
         request_id=facts.request_id,
         entities=tuple(dict.fromkeys(entities))[:200],
         alerts=alerts,
@@ -194,7 +194,7 @@ def rest_event(
         org,
         client,
         purpose,
-        reason is not None,
+        bool(reason),
         request_id,
         named,
         alerts,
@@ -226,7 +226,7 @@ def break_glass_event(
         **_who(principal),  # type: ignore[arg-type]
     )
     alert = Alert("break-glass", patient_id, claim.reason)
-    return _prepare(facts, moment, kind="break-glass", alerts=(alert,))
+    return _prepare(facts, moment, kind="break-glass", entities=facts.entities, alerts=(alert,))
 
 
 def token_event(
@@ -284,10 +284,17 @@ def client_event(
 
 
 def review_event(
-    *, principal: Principal, reviewed: str, verdict: str, request_id: str | None
+    *,
+    principal: Principal,
+    reviewed: str,
+    verdict: str,
+    note: str,
+    request_id: str | None,
+    moment: datetime | None = None,
 ) -> PreparedEvent:
-    """The event of a privacy officer's review of an audited access."""
-    moment = datetime.now(UTC)
+    """The event of a privacy officer's review of an audited access: the verdict and the note
+    are in its hashed bytes, so the review-queue row can be checked against them."""
+    moment = moment or datetime.now(UTC)
     facts = AuditFacts(
         event_id=new_event_id(),
         recorded="",
@@ -297,6 +304,7 @@ def review_event(
         outcome_detail=verdict,
         entities=(f"AuditEvent/{reviewed}",),
         request_id=request_id,
+        verdict=(verdict, note),
         **_who(principal),  # type: ignore[arg-type]
     )
     return _prepare(facts, moment, kind="review", entities=facts.entities)

@@ -216,6 +216,26 @@ def plan_append(
     return ChainPlan(numbers, statements)
 
 
+def review_entry(
+    alerts: Sequence[tuple[str, str | None, str | None]],
+) -> tuple[str, str | None, str | None]:
+    """The review-queue row's (category, patient, reason) for an event's alerts (category,
+    patient, reason): the first alert's category and patient, and every distinct reason."""
+    reason = "; ".join(dict.fromkeys(r or "" for _, _, r in alerts)) or None
+    return alerts[0][0], alerts[0][1], reason
+
+
+def with_alerts(event: PreparedEvent, raised: Sequence[Alert]) -> None:
+    """Put the review-queue entries ``event`` raises into its facts, so its hashed bytes say
+    why it is in the queue (``audit verify`` then catches a removed or altered entry)."""
+    if not raised:
+        return
+    if event.facts is None:
+        raise ValueError("an event that raises review alerts must be rendered from its facts")
+    event.facts.alerts = tuple((a.category, a.patient_id, a.reason) for a in raised)
+    event.content = b""
+
+
 def event_statements(
     events: Sequence[PreparedEvent],
     seqs: Sequence[int],
@@ -239,9 +259,7 @@ def event_statements(
             review_rows.append(
                 (
                     seq,
-                    raised[0].category,
-                    raised[0].patient_id,
-                    "; ".join(dict.fromkeys(a.reason or "" for a in raised)) or None,
+                    *review_entry([(a.category, a.patient_id, a.reason) for a in raised]),
                     recorded.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else recorded,
                     "open",
                 )
@@ -265,6 +283,8 @@ def plan_events(
 ) -> ChainPlan:
     """Everything appending ``events`` after ``head`` writes: chain, patients, entities and
     review-queue rows."""
+    for event, raised in zip(events, alerts, strict=True):
+        with_alerts(event, raised)
     plan = plan_append(events, head, sqlite=sqlite, mark=mark)
     plan.statements.extend(event_statements(events, plan.seqs, alerts, sqlite=sqlite, mark=mark))
     return plan

@@ -198,19 +198,20 @@ def mark_reviewed(
     if item.status != "open":
         raise ReviewError("this entry was already reviewed")
     who = reviewer.fhir_user or reviewer.subject
+    event = review_event(
+        principal=reviewer,
+        reviewed=event_id,
+        verdict=verdict,
+        note=note,
+        request_id=request_id,
+        moment=datetime.now(UTC),
+    )
     conn.execute(
         update(Q)
         .where(Q.c.seq == item.position, Q.c.status == "open")
-        .values(status=verdict, note=note, reviewer=who, reviewed_at=datetime.now(UTC))
+        .values(status=verdict, note=note, reviewer=who, reviewed_at=event.recorded)
     )
-    append_events(
-        conn,
-        [
-            review_event(
-                principal=reviewer, reviewed=event_id, verdict=verdict, request_id=request_id
-            )
-        ],
-    )
+    append_events(conn, [event])
     found = get_item(conn, event_id)
     assert found is not None
     return found

@@ -3,6 +3,7 @@ officer's review queue, over HTTP on both databases."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,12 +17,17 @@ GLASS = {"X-Break-Glass-Reason": BREAK_GLASS_REASON}
 
 
 @pytest.fixture
-def world(bare_client, token_for) -> World:
+def world(bare_client, token_for, engine) -> Iterator[World]:
+    """The shared test world and a privacy officer; afterwards, whatever the test did, the
+    whole audit log (chain, columns, patient and entity rows, review queue) must verify."""
     built = World(bare_client, token_for).build()
     built.tokens["privacy"] = token_for(
         "privacy_officer", org=None, fhir_user="Practitioner/po1", subject="po-1"
     )
-    return built
+    yield built
+    with read_transaction(engine) as conn:
+        report = verify(conn)
+    assert report.intact, report.problems
 
 
 def _ids(bundle: dict) -> list[str]:

@@ -4,58 +4,158 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import uuid
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
-import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, select, update
 
-from fhir_adapters.audit_event import AuditFacts, audit_event
-from register.audit.chain import PreparedEvent, append, link_hash, verify
+from auth.policy import BreakGlassClaim
+from auth.principal import Principal, PurposeOfUse, Role
+from auth.scopes import parse_scopes
+from register.audit.chain import PreparedEvent, link_hash, verify
+from register.audit.events import break_glass_event, rest_event, token_event
+from register.audit.plan import content_of
+from register.audit.recorder import append_events, forget_relationships
+from register.audit.review_queue import mark_reviewed
+from register.audit.schema import audit_entity_table, audit_review_table
+from register.audit.trail import Trail
 from register.audit.writer import AuditWriter
 from register.db import Database, read_transaction, write_transaction
 from register.schema import audit_head_table, audit_patient_table, audit_table
 
+SYSTEM = Principal(
+    role=Role.SYSTEM,
+    subject="hospital-ehr",
+    client_id="hospital-ehr",
+    scopes=parse_scopes("system/*.rs"),
+    organisation="ORG01",
+    token_id="t1",
+)
+CLINICIAN = Principal(
+    role=Role.CLINICIAN,
+    subject="dr-a",
+    client_id="ehr",
+    scopes=parse_scopes("user/*.rs"),
+    fhir_user="Practitioner/h1",
+    organisation="HOS03",
+    purpose_of_use=PurposeOfUse.TREAT,
+)
+OFFICER = Principal(
+    role=Role.PRIVACY_OFFICER,
+    subject="po-1",
+    client_id="portal",
+    scopes=parse_scopes("user/AuditEvent.rs"),
+    fhir_user="Practitioner/po1",
+)
+CLAIM = BreakGlassClaim("unconscious on arrival", PurposeOfUse.BTG, 60, "dr-a")
+
 
 def event(n: int, patients: tuple[str, ...] = ()) -> PreparedEvent:
-    event_id = f"e{n}-{uuid.uuid4().hex[:8]}"
-    facts = AuditFacts(
-        event_id=event_id,
-        recorded=datetime.now(UTC).isoformat(),
-        kind="rest",
-        action="read",
-        outcome="0",
-        agent_who=f"Practitioner/x{n}",
-        agent_org="ORG01",
-        patients=patients,
+    """A system's read of ``patients``' data, as the register records it."""
+    trail = Trail()
+    for patient in patients:
+        trail.served("Observation", patient)
+    return rest_event(
+        interaction="read" if len(patients) < 2 else "search-type",
+        status=200,
+        principal=replace(SYSTEM, fhir_user=f"Device/x{n}"),
+        break_glass=None,
+        trail=trail,
+        target=f"Observation/o{n}",
+        query=None,
         request_id=f"req-{n}",
+        address="127.0.0.1",
     )
-    return PreparedEvent(
-        event_id=event_id,
-        recorded=datetime.now(UTC),
-        kind="rest",
-        action="read",
-        outcome="0",
-        content=orjson.dumps(audit_event(facts)),
-        patients=patients,
-        agent_who=facts.agent_who,
-        agent_org="ORG01",
-        request_id=facts.request_id,
-    )
+
+
+def mixed_event(n: int) -> PreparedEvent:
+    """The ``n``th event of a log with every kind the register records: reads and searches,
+    a refused read, writes without a care relationship (queued for review), break-glass starts
+    (queued), token requests and client registrations."""
+    patient = f"p{n % 3}"
+    trail = Trail()
+    trail.served("Observation", patient)
+    match n % 6:
+        case 0:
+            return event(n, (patient,))
+        case 1:
+            trail.served("Condition", f"p{(n + 1) % 3}")
+            trail.read = [f"Observation/o{n}", f"Condition/c{n}", f"Patient/{patient}"]
+            return rest_event(
+                interaction="search-type",
+                status=200,
+                principal=CLINICIAN,
+                break_glass=None,
+                trail=trail,
+                target=None,
+                query="code=4548-4",
+                request_id=f"req-{n}",
+                address=None,
+            )
+        case 2:
+            trail.written = [f"Observation/w{n}/_history/1"]
+            trail.outside_relationship = {patient}
+            return rest_event(
+                interaction="create",
+                status=201,
+                principal=replace(SYSTEM, purpose_of_use=PurposeOfUse.TREAT),
+                break_glass=None,
+                trail=trail,
+                target="Observation",
+                query=None,
+                request_id=f"req-{n}",
+                address=None,
+            )
+        case 3:
+            return break_glass_event(CLINICIAN, CLAIM, patient, n, f"req-{n}")
+        case 4:
+            return token_event(
+                principal=CLINICIAN if n % 2 else None,
+                client_id="ehr",
+                grant_type="client_credentials",
+                error=None if n % 2 else "invalid_client",
+                request_id=None,
+                address="127.0.0.1",
+            )
+        case _:
+            return rest_event(
+                interaction="read",
+                status=403,
+                principal=CLINICIAN,
+                break_glass=None,
+                trail=Trail(),
+                target=f"Patient/{patient}",
+                query=None,
+                request_id=f"req-{n}",
+                address=None,
+                detail="no care relationship",
+            )
 
 
 def reset(engine: Engine) -> None:
+    forget_relationships()
     with write_transaction(engine) as conn:
-        conn.execute(delete(audit_patient_table))
+        for table in (audit_review_table, audit_entity_table, audit_patient_table):
+            conn.execute(delete(table))
         conn.execute(delete(audit_table))
         conn.execute(delete(audit_head_table))
 
 
 def fill(engine: Engine, count: int) -> None:
     with write_transaction(engine) as conn:
-        append(conn, [event(i, (f"p{i % 3}",)) for i in range(count)])
+        append_events(conn, [event(i, (f"p{i % 3}",)) for i in range(count)])
+
+
+def fill_mixed(engine: Engine, count: int) -> None:
+    """A log of ``count`` events of every kind, and the first queued one reviewed."""
+    with write_transaction(engine) as conn:
+        append_events(conn, [mixed_event(i) for i in range(count)])
+        first = conn.execute(select(audit_table.c.event_id).where(audit_table.c.seq == 3))
+        mark_reviewed(
+            conn, first.scalar_one(), verdict="inappropriate", note="not caring", reviewer=OFFICER
+        )
 
 
 def check(engine: Engine):
@@ -67,12 +167,34 @@ def test_intact_chain_verifies(engine):
     reset(engine)
     fill(engine, 25)
     with write_transaction(engine) as conn:
-        append(conn, [event(100)])
+        append_events(conn, [event(100)])
     report = check(engine)
     assert report.intact and report.checked == 26
     with read_transaction(engine) as conn:
         patients = conn.execute(select(audit_patient_table.c.patient_id)).scalars().all()
     assert sorted(set(patients)) == ["p0", "p1", "p2"]
+
+
+def test_intact_mixed_log_verifies_with_its_review_queue(engine):
+    reset(engine)
+    fill_mixed(engine, 14)
+    report = check(engine)
+    assert report.intact, report.problems
+    assert report.checked == 15  # and the review
+    with read_transaction(engine) as conn:
+        queue = conn.execute(
+            select(audit_review_table.c.seq, audit_review_table.c.status).order_by(
+                audit_review_table.c.seq
+            )
+        ).all()
+        entities = set(conn.execute(select(audit_entity_table.c.reference)).scalars())
+    # Searches and writes with no care relationship, and break-glass starts, are queued;
+    # event 3 (a write) was reviewed.
+    queued = [n + 1 for n in range(14) if n % 6 in (1, 2, 3)]
+    assert [tuple(row) for row in queue] == [
+        (seq, "inappropriate" if seq == 3 else "open") for seq in queued
+    ]
+    assert {"break-glass-grant/3", "Condition/c1", "Observation/w2/_history/1"} <= entities
 
 
 TAMPERING = st.sampled_from(
@@ -85,50 +207,147 @@ TAMPERING = st.sampled_from(
         "swap-rows",
         "truncate",
         "rehash-edit",
-        "index-edit",
+        "column-edit",
         "patient-row-delete",
         "patient-row-insert",
+        "entity-row-delete",
+        "entity-row-insert",
+        "review-row-delete",
+        "review-row-insert",
+        "review-row-edit",
+        "head-edit",
     ]
 )
+EVENT_COLUMNS = (
+    "event_id",
+    "recorded",
+    "kind",
+    "action",
+    "outcome",
+    "agent_role",
+    "agent_who",
+    "agent_org",
+    "client_id",
+    "purpose",
+    "break_glass",
+    "request_id",
+)
+REVIEW_COLUMNS = (
+    "category",
+    "patient_id",
+    "reason",
+    "recorded",
+    "status",
+    "note",
+    "reviewer",
+    "reviewed_at",
+)
+REQUIRED = {"event_id", "recorded", "kind", "action", "outcome", "category", "status"}
+SWAPS = {
+    "kind": ("rest", "token"),
+    "outcome": ("0", "4"),
+    "agent_role": ("clinician", "admin"),
+    "purpose": ("TREAT", "BTG"),
+    "category": ("no-relationship", "break-glass"),
+    "status": ("open", "appropriate"),
+}
+
+
+def other_value(column: str, current: object, to_none: bool) -> object:
+    """A different value for ``column`` that a forger might write: empty it (when ``to_none``
+    and the column may be empty), or change it."""
+    if to_none and current is not None and column not in REQUIRED and column != "break_glass":
+        return None
+    if isinstance(current, datetime):
+        return current + timedelta(seconds=1)
+    if column in ("recorded", "reviewed_at"):
+        return datetime.now(UTC)
+    if column == "break_glass":
+        return not current
+    if column in SWAPS:
+        first, second = SWAPS[column]
+        return second if current == first else first
+    return f"{current or ''}forged"
 
 
 @settings(
-    max_examples=60,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(kind=TAMPERING, size=st.integers(min_value=3, max_value=12), data=st.data())
+@given(kind=TAMPERING, size=st.integers(min_value=4, max_value=14), data=st.data())
 def test_any_single_tampering_is_caught(engine, kind, size, data):
+    """Any one edit of anything stored (an event's bytes or hash, any of its columns, its
+    patient, entity or review-queue rows, the head), any deletion, insertion or reordering, is
+    reported at the event concerned (or the one after it, or the head)."""
     reset(engine)
-    fill(engine, size)
+    fill_mixed(engine, size)
+    size += 1  # the review of event 3
     target = data.draw(st.integers(min_value=1, max_value=size))
     T = audit_table
+    R = audit_review_table
+    N = audit_entity_table
     extra: set[int] = set()
     with write_transaction(engine) as conn:
         row = conn.execute(select(T).where(T.c.seq == target)).one()
+        queued = sorted(conn.execute(select(R.c.seq)).scalars())
         if kind == "edit":
-            changed = row.content.replace(b'"action":"R"', b'"action":"C"')
+            changed = row.content.replace(b'"resourceType":"AuditEvent"', b'"resourceType":"X"')
             assert changed != row.content
             conn.execute(update(T).where(T.c.seq == target).values(content=changed))
-        elif kind == "index-edit":
-            # moving an event to another organisation's view, hashes untouched
-            conn.execute(update(T).where(T.c.seq == target).values(agent_org="OTHER"))
+        elif kind == "column-edit":
+            # e.g. moving an event to another organisation's view, or hiding it from a
+            # patient's access log by changing its kind or role; hashes untouched
+            column = data.draw(st.sampled_from(EVENT_COLUMNS))
+            value = other_value(column, getattr(row, column), data.draw(st.booleans()))
+            conn.execute(update(T).where(T.c.seq == target).values({column: value}))
         elif kind == "patient-row-delete":
             # hiding an access from the patient's access log
-            conn.execute(
-                delete(audit_patient_table).where(
-                    audit_patient_table.c.seq == target,
-                    audit_patient_table.c.patient_id == f"p{(target - 1) % 3}",
-                )
-            )
+            named = conn.execute(select(audit_patient_table.c.seq)).scalars()
+            target = data.draw(st.sampled_from(sorted(set(named))))
+            conn.execute(delete(audit_patient_table).where(audit_patient_table.c.seq == target))
         elif kind == "patient-row-insert":
             conn.execute(insert(audit_patient_table).values(seq=target, patient_id="someone"))
+        elif kind == "entity-row-delete":
+            named = conn.execute(select(N.c.seq)).scalars()
+            target = data.draw(st.sampled_from(sorted(set(named))))
+            conn.execute(delete(N).where(N.c.seq == target))
+        elif kind == "entity-row-insert":
+            conn.execute(insert(N).values(seq=target, reference="Observation/forged"))
+        elif kind == "review-row-delete":
+            # hiding a break-glass use (or an access without a relationship) from review
+            target = data.draw(st.sampled_from(queued))
+            conn.execute(delete(R).where(R.c.seq == target))
+        elif kind == "review-row-insert":
+            target = data.draw(
+                st.integers(min_value=1, max_value=size + 3).filter(lambda s: s not in queued)
+            )
+            conn.execute(
+                insert(R).values(
+                    seq=target,
+                    category="no-relationship",
+                    patient_id="p0",
+                    reason="forged",
+                    recorded=datetime.now(UTC),
+                    status="open",
+                )
+            )
+        elif kind == "review-row-edit":
+            # e.g. quietly closing a review, or reopening one that found misuse
+            target = data.draw(st.sampled_from(queued))
+            review = conn.execute(select(R).where(R.c.seq == target)).one()
+            column = data.draw(st.sampled_from(REVIEW_COLUMNS))
+            value = other_value(column, getattr(review, column), data.draw(st.booleans()))
+            conn.execute(update(R).where(R.c.seq == target).values({column: value}))
+        elif kind == "head-edit":
+            head = audit_head_table
+            conn.execute(update(head).values(seq=head.c.seq - 1))
         elif kind == "insert-middle":
             # a forged event slid in after ``target``, later events renumbered, its own hash
             # computed correctly by the forger
             conn.execute(update(T).where(T.c.seq > target).values(seq=T.c.seq + 1000))
             conn.execute(update(T).where(T.c.seq > 1000).values(seq=T.c.seq - 999))
-            forged = event(777).content
+            forged = content_of(event(777))
             values = {c: getattr(row, c) for c in row._fields}
             values.update(
                 seq=target + 1,
@@ -136,8 +355,6 @@ def test_any_single_tampering_is_caught(engine, kind, size, data):
                 content=forged,
                 prev_hash=row.hash,
                 hash=link_hash(target + 1, row.hash, forged),
-                agent_who="Practitioner/x777",
-                request_id="req-777",
             )
             conn.execute(insert(T).values(**values))
         elif kind == "swap-rows":
@@ -175,6 +392,9 @@ def test_any_single_tampering_is_caught(engine, kind, size, data):
             conn.execute(delete(T).where(T.c.seq >= target))
     report = check(engine)
     assert not report.intact, kind
+    if kind == "head-edit":
+        assert any("head" in problem for problem in report.problems), report.problems
+        return
     # The report says where: at the event tampered with, the one after it, or the head.
     places = {f"event {n}:" for n in (target, target + 1, target + 2, size + 10, *extra)}
     assert any(
