@@ -686,12 +686,17 @@ class AuditSight:
       own organisation's activity);
     - ``patient``: the event touched this patient's record (the patient's access log);
     - ``without_patients``: the event names no patient at all (token issuance, client changes).
+
+    ``deidentified``: the events are served without anyone's identity (improvement reviewers,
+    :func:`fhir_adapters.audit_event.deidentified`) and cannot be searched by patient, entity
+    or agent.
     """
 
     everything: bool = False
     organisation: str | None = None
     patient: str | None = None
     without_patients: bool = False
+    deidentified: bool = False
 
     @property
     def nothing(self) -> bool:
@@ -706,9 +711,10 @@ def audit_sight(principal: Principal | None) -> AuditSight:
     """What audit events ``principal`` may see through ``AuditEvent`` (read and search).
 
     Administrators and privacy officers (and the command line): all of them. Clinicians and
-    organisation systems: their own organisation's. Improvement reviewers: only events that
-    name no patient (never anyone's identity with a patient's). Patients: none here; they see
-    the accesses to their own record through :func:`access_log_refusal` (``$access-log``).
+    organisation systems: their own organisation's. Improvement reviewers: only events whose
+    patient rows are empty, de-identified (no patient, person, query or free text in what they
+    are served; see :class:`AuditSight`). Patients: none here; they see the accesses to their
+    own record through :func:`access_log_refusal` (``$access-log``).
     """
     if principal is None:
         return AUDIT_NOTHING
@@ -717,7 +723,7 @@ def audit_sight(principal: Principal | None) -> AuditSight:
     if principal.role in (Role.CLINICIAN, Role.SYSTEM) and principal.organisation:
         return AuditSight(organisation=principal.organisation)
     if principal.role is Role.REVIEWER:
-        return AuditSight(without_patients=True)
+        return AuditSight(without_patients=True, deidentified=True)
     return AUDIT_NOTHING
 
 

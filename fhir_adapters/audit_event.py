@@ -378,3 +378,64 @@ def index_of(event: dict[str, Any]) -> AuditIndex:
         elif extension.get("url") == REVIEW_VERDICT:
             index.verdict = (parts.get("verdict"), parts.get("note"))
     return index
+
+
+REDACTED = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "REDACTED",
+    "display": "redacted",
+}
+
+
+def deidentified(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` as an improvement reviewer may see it: what was done, when, by which role,
+    organisation and client, to which kinds of resource, and how it ended; never who was
+    looked at or who looked (no references, identifiers of people, queries, request ids,
+    addresses, free text or review alerts). Marked ``REDACTED`` in ``meta.security``.
+
+    A projection that keeps named safe elements, rather than one that removes known unsafe
+    ones, so that an element added to events later is withheld until someone decides it is
+    safe."""
+    out: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": event.get("id"),
+        "meta": {"security": [REDACTED]},
+    }
+    for key in ("type", "subtype", "action", "recorded", "outcome", "source"):
+        if key in event:
+            out[key] = event[key]
+    purposes = [
+        {"coding": purpose["coding"]}
+        for purpose in event.get("purposeOfEvent") or []
+        if purpose.get("coding")
+    ]
+    if purposes:
+        out["purposeOfEvent"] = purposes
+    out["agent"] = [_deidentified_agent(agent) for agent in event.get("agent") or []]
+    kinds: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for entity in event.get("entity") or []:
+        reference = (entity.get("what") or {}).get("reference")
+        if not reference or "/" not in reference:
+            continue
+        resource_type = reference.split("/", 1)[0]
+        role = entity.get("role") or {}
+        kinds.setdefault(
+            (resource_type, role.get("code")),
+            {"what": {"type": resource_type}, "type": entity.get("type"), "role": role},
+        )
+    if kinds:
+        out["entity"] = list(kinds.values())
+    return out
+
+
+def _deidentified_agent(agent: dict[str, Any]) -> dict[str, Any]:
+    kept: dict[str, Any] = {"type": agent.get("type"), "requestor": bool(agent.get("requestor"))}
+    if agent.get("role"):
+        kept["role"] = agent["role"]
+    codes = {c.get("code") for c in (agent.get("type") or {}).get("coding") or []}
+    identifier = (agent.get("who") or {}).get("identifier")
+    if not agent.get("requestor") and identifier and codes & {"PRF", "110150"}:
+        kept["who"] = {"identifier": identifier}  # the organisation (ODS) or the client system
+    else:
+        kept["who"] = {"display": "redacted"}
+    return kept

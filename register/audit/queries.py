@@ -1,8 +1,9 @@
 """AuditEvent as a FHIR type: read and search over the audit log, as the policy allows.
 
-Events are served as the bytes the chain covers. What a requester may see is decided by
-:func:`auth.policy.audit_sight` and applied here as one SQL condition (:func:`sight_clause`),
-before paging, exactly as resource reads apply ``Sight``: an event one may not see is absent.
+Events are served as the bytes the chain covers (de-identified for improvement reviewers). What a
+requester may see is decided by :func:`auth.policy.audit_sight` and applied here as one SQL
+condition (:func:`sight_clause`), before paging, exactly as resource reads apply ``Sight``: an
+event one may not see is absent.
 
 Search parameters (https://hl7.org/fhir/R4/auditevent.html#search): ``patient``, ``entity``,
 ``agent``, ``date`` (with ``eq ge gt le lt`` prefixes), ``subtype``, ``outcome``, ``action``,
@@ -14,14 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+import orjson
 from sqlalchemy import Connection, and_, exists, false, or_, select, true
 from sqlalchemy.sql.expression import ColumnElement
 
 from auth.policy import AuditSight
+from fhir_adapters.audit_event import deidentified
 from fhir_adapters.bundles import bundle_bytes, entry_bytes
+from fhir_adapters.operation_outcome import error
 from fhir_adapters.search_values import parse_date_range
 from register.audit.schema import audit_entity_table
-from register.errors import bad_request
+from register.errors import FhirError, bad_request
 from register.schema import audit_patient_table, audit_table
 
 E = audit_table
@@ -29,6 +33,9 @@ P = audit_patient_table
 N = audit_entity_table
 Params = list[tuple[str, str]]
 SUPPORTED = ("patient", "entity", "agent", "date", "subtype", "outcome", "action")
+IDENTIFYING = ("patient", "entity", "agent")
+"""Parameters that find events by whom they concern or who acted: refused under a
+de-identified sight, whose results would otherwise say that such an event exists."""
 
 
 def sight_clause(sight: AuditSight) -> ColumnElement[bool]:
@@ -45,11 +52,20 @@ def sight_clause(sight: AuditSight) -> ColumnElement[bool]:
     return or_(*grants) if grants else false()
 
 
+def _served(sight: AuditSight, content: bytes) -> bytes:
+    """The bytes a requester under ``sight`` is served: the stored ones, or de-identified."""
+    if sight.deidentified:
+        return orjson.dumps(deidentified(orjson.loads(content)))
+    return content
+
+
 def read_event(conn: Connection, sight: AuditSight, event_id: str) -> bytes | None:
-    """One AuditEvent's stored bytes, if it exists and is visible."""
-    return conn.execute(
+    """One AuditEvent's stored bytes (de-identified if ``sight`` says so), if it exists and is
+    visible."""
+    content = conn.execute(
         select(E.c.content).where(E.c.event_id == event_id, sight_clause(sight))
     ).scalar()
+    return None if content is None else _served(sight, bytes(content))
 
 
 def _reference_id(value: str, kind: str) -> str:
@@ -133,6 +149,16 @@ def search_events(conn: Connection, sight: AuditSight, params: Params, *, count:
                 f"(supported: {', '.join(SUPPORTED)}).",
                 name[:40],
             )
+        if sight.deidentified and base in IDENTIFYING:
+            raise FhirError(
+                403,
+                error(
+                    "forbidden",
+                    "The audit log is de-identified for this role: it cannot be searched by "
+                    f"{', '.join(IDENTIFYING)}.",
+                    name[:40],
+                ),
+            )
         conditions.append(_condition(base, value))
     rows = conn.execute(
         select(E.c.seq, E.c.event_id, E.c.content)
@@ -140,7 +166,7 @@ def search_events(conn: Connection, sight: AuditSight, params: Params, *, count:
         .order_by(E.c.seq.desc())
         .limit(count + 1)
     ).all()
-    events = [(int(r.seq), str(r.event_id), bytes(r.content)) for r in rows[:count]]
+    events = [(int(r.seq), str(r.event_id), _served(sight, bytes(r.content))) for r in rows[:count]]
     return SearchPage(events, events[-1][0] if len(rows) > count and events else None)
 
 

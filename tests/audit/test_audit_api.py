@@ -10,7 +10,7 @@ import pytest
 
 from register.audit.chain import verify
 from register.db import read_transaction
-from tests.access.world import BREAK_GLASS_REASON, World, bearer, encounter
+from tests.access.world import BREAK_GLASS_REASON, NHS, NHS_NUMBERS, World, bearer, encounter
 from tests.audit.helpers import events, review_rows
 
 GLASS = {"X-Break-Glass-Reason": BREAK_GLASS_REASON}
@@ -44,6 +44,12 @@ def test_who_sees_which_events(world, engine):
     world.relate("active")
     world.http.get("/fhir/Patient/p", headers=world.as_("hosp_clinician"))
     world.http.get("/fhir/Patient/p", headers=world.as_("other_clinician"))  # 404, still audited
+    # a search that finds nobody names no patient row, but its query holds an NHS number
+    world.http.get(
+        "/fhir/Patient",
+        params={"identifier": f"{NHS}|{NHS_NUMBERS['p']}"},
+        headers=world.as_("other_clinician"),
+    )
     recorded = events(engine)
     last = recorded[-1].seq
 
@@ -60,6 +66,29 @@ def test_who_sees_which_events(world, engine):
     assert seen_by("other_clinician") == ids(lambda e: e.agent_org == "OTH04")
     assert seen_by("reviewer") == ids(lambda e: not e.patients)
     assert ids(lambda e: not e.patients) != ids(lambda e: True)
+    # ... and de-identified: those events name patient p (the refused read, the query), but
+    # what the reviewer is served names no patient and no person
+    unnamed = [e for e in recorded if not e.patients]
+    assert any("Patient/p" in str(e.content) for e in unnamed)
+    assert any(NHS_NUMBERS["p"] in (e.query or "") for e in unnamed)
+    served = world.http.get(
+        "/fhir/AuditEvent", params={"_count": "1000"}, headers=world.as_("reviewer")
+    )
+    for identity in ("Patient/", NHS_NUMBERS["p"], "Practitioner/", "dr-", "query", "10.0."):
+        assert identity not in served.text
+    for entry in served.json()["entry"]:
+        assert entry["resource"]["meta"]["security"][0]["code"] == "REDACTED"
+        by_id = world.http.get(
+            f"/fhir/AuditEvent/{entry['resource']['id']}", headers=world.as_("reviewer")
+        )
+        assert by_id.json() == entry["resource"]
+    # ... and cannot be searched by whom they concern or who acted
+    for name, value in (("patient", "p"), ("entity", "Patient/p"), ("agent", "Practitioner/h1")):
+        refused = world.http.get(
+            "/fhir/AuditEvent", params={name: value}, headers=world.as_("reviewer")
+        )
+        assert refused.status_code == 403
+        assert refused.json()["issue"][0]["expression"] == [name]
     # a patient's token gets nothing through AuditEvent (the access log is theirs)
     response = world.http.get("/fhir/AuditEvent", headers=world.as_("patient_p"))
     assert response.status_code == 200 and _ids(response.json()) == []
