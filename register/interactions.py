@@ -23,6 +23,7 @@ from fhir_adapters.operation_outcome import Issue, ResourceInvalid, error
 from fhir_adapters.resource_types import is_resource_type
 from fhir_adapters.validation import is_valid_id, validate_resource
 from register import search, storage, write_hooks
+from register.audit.trail import note_read
 from register.context import RequestContext
 from register.errors import FhirError, bad_request, gone, not_found, precondition_failed
 from register.facts import facts_for
@@ -217,6 +218,7 @@ def create(
     if if_none_exist:
         matches = find_matches(conn, ctx, resource_type, if_none_exist)
         if len(matches) == 1:
+            note_read(resource_type, matches[0].resource_id, None)  # served in its place
             return WriteResult(matches[0], 200)
         if len(matches) > 1:
             raise precondition_failed(

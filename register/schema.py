@@ -87,6 +87,10 @@ class ResourceVersionRow(SQLModel, table=True):
     method: str = Field(sa_column=Column(String(8), nullable=False))
     deleted: bool = Field(default=False, nullable=False)
     content: bytes | None = Field(default=None, sa_column=Column(FhirJson, nullable=True))
+    # Whose record this version was in (a resource can move to another patient's record when
+    # misfiled data is corrected): history and vread serve a version only if it was in the same
+    # record as the resource is now (register/visibility.py, version_clause).
+    patient_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 resource_table = ResourceRow.__table__  # type: ignore[attr-defined]

@@ -16,7 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Select, Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -94,6 +105,35 @@ def _visible(query, visibility: Visibility):  # type: ignore[no-untyped-def]
     return query if clause is None else query.where(clause)
 
 
+_VERSION_ROW = (
+    select(
+        V.c.pk.label("vpk"),
+        R.c.pk,
+        R.c.resource_type,
+        R.c.last_updated,
+        R.c.author_org,
+        V.c.patient_id,
+    )
+    .select_from(V.join(R, V.c.resource_pk == R.c.pk))
+    .subquery("version_row")
+)
+"""Each version as a resource row for the visibility condition: the resource's facts, but the
+patient whose record the version was in."""
+
+
+def _visible_versions(query, visibility: Visibility):  # type: ignore[no-untyped-def]
+    """``query`` over versions joined to their resource, limited to what ``visibility`` shows:
+    the resource must be visible, and so must the version as a row of the record it was in.
+    A resource moved to another patient's record (misfiled data corrected) does not bring its
+    earlier versions into the record it is in now (its author's organisation still sees them)."""
+    clause = visibility.resource_clause(R)
+    if clause is None:
+        return query
+    version = visibility.resource_clause(_VERSION_ROW)
+    assert version is not None  # the same visibility limits every table alike
+    return query.where(clause, exists().where(_VERSION_ROW.c.vpk == V.c.pk, version))
+
+
 # --- reads -------------------------------------------------------------------------------------
 
 
@@ -166,7 +206,7 @@ def vread(
             V.c.content,
             V.c.method,
             R.c.pk,
-            R.c.patient_id,
+            V.c.patient_id,
         )
         .select_from(V.join(R, V.c.resource_pk == R.c.pk))
         .where(
@@ -175,7 +215,7 @@ def vread(
             V.c.version_id == version_id,
         )
     )
-    row = conn.execute(_visible(query, visibility)).first()
+    row = conn.execute(_visible_versions(query, visibility)).first()
     if row is None:
         return None
     if visibility is not EVERYTHING:
@@ -227,7 +267,7 @@ def history(
             V.c.content,
             V.c.method,
             R.c.pk,
-            R.c.patient_id,
+            V.c.patient_id,
         )
         .select_from(V.join(R, V.c.resource_pk == R.c.pk))
         .order_by(V.c.pk.desc())
@@ -243,7 +283,7 @@ def history(
         query = query.where(V.c.last_updated <= at_or_before)
     if before is not None:
         query = query.where(V.c.pk < before)
-    rows = conn.execute(_visible(query, visibility)).all()
+    rows = conn.execute(_visible_versions(query, visibility)).all()
     versions = [
         Version(
             row.resource_type,
@@ -462,6 +502,7 @@ def write_version(
             "method": method,
             "deleted": deleted,
             "content": content,
+            "patient_id": facts.patient_id,
         },
     )
     if resource is not None:

@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from fhir_adapters.bundles import bundle_bytes, entry_bytes
 from fhir_adapters.operation_outcome import Issue, error, outcome_bytes
 from register import access_gate, access_writes, interactions
+from register.audit.trail import note_read, undone_on_failure
 from register.context import RequestContext
 from register.errors import FhirError, bad_request, precondition_failed
 from register.http_dates import http_date as imf_fixdate
@@ -272,6 +273,7 @@ def _resolve_identity(
             if matches:
                 entry.existing = matches[0]
                 entry.target_id = matches[0].resource_id
+                note_read(resource_type, entry.target_id, None)  # served in its place
         if entry.target_id is None:
             entry.target_id = interactions.new_id()
     elif query is not None and resource_id is None:
@@ -422,7 +424,7 @@ def run_batch(
     results: list[EntryResult] = []
     for index, raw in enumerate(raw_entries):
         try:
-            with conn.begin_nested():
+            with undone_on_failure(), conn.begin_nested():
                 (entry,) = parse_entries({"entry": [raw]}, ctx.base_url)
                 entry.index = index
                 entry_ctx = access_gate.admit_entry(ctx, entry.method, entry.url)

@@ -116,7 +116,7 @@ async def in_write(request: Request, work: Callable[[Connection], T]) -> T:
         if trail is not None:
             trail.deferring = True
         try:
-            with db.write() as conn:
+            with audit_trail.undone_on_failure(), db.write() as conn:
                 result = work(conn)
                 audit_requests.append_in_write(conn)
         finally:

@@ -20,6 +20,7 @@ from register.api.dispatch import FhirDispatcher, Route
 from register.api.negotiation import check_body_type, prefer, response_format
 from register.api.responses import fhir_response, version_headers, write_response
 from register.audit.requests import audited
+from register.audit.trail import note_interaction
 from register.errors import bad_request
 from register.search_capabilities import searchable_parameters
 
@@ -77,6 +78,7 @@ async def transaction_or_batch(request: Request) -> Response:
             "post other Bundles to /Bundle.",
             "Bundle.type",
         )
+    note_interaction(kind)  # POST / and POST "" route alike; the Bundle says which it is
     run = transactions.run_transaction if kind == "transaction" else transactions.run_batch
     results = await in_write(request, lambda conn: run(conn, ctx, bundle, reads.get))
     body = transactions.response_bundle(f"{kind}-response", results, ctx, prefer=pref.return_)

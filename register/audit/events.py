@@ -131,7 +131,11 @@ def rest_event(
         purpose, reason = principal.purpose_of_use.value, None
     else:
         purpose, reason = None, None
-    entities = tuple(trail.written) or tuple(trail.read) or ((target,) if target else ())
+    if trail.written:  # the versions written, and what was served by id beside them
+        versioned = {ref.rsplit("/_history/", 1)[0] for ref in trail.written}
+        entities = (*trail.written, *(ref for ref in trail.read if ref not in versioned))
+    else:
+        entities = tuple(trail.read) or ((target,) if target else ())
     named = tuple(dict.fromkeys(entities))[:200] if len(entities) > 1 else entities
     ok = status < 400
     patient_types = trail.patient_types() if ok and trail.patients else ()

@@ -82,7 +82,7 @@ def _event(
         query = f"{path}?{request.url.query}" if request.url.query else path
     client = request.scope.get("client")
     return rest_event(
-        interaction=_interaction(route, params),
+        interaction=trail.interaction or _interaction(route, params),
         status=status,
         principal=principal,
         break_glass=access.break_glass if access is not None else None,

@@ -42,6 +42,30 @@ class Trail:
     """Inside the request's write transaction: events wait for its end (see ``record_now``)."""
     pending: list[Any] = field(default_factory=list)
     """Events to append at the end of the write transaction."""
+    interaction: str | None = None
+    """The interaction, when the handler knows it better than the route (a batch Bundle)."""
+
+    def mark(self) -> tuple[Any, ...]:
+        """What the trail holds now, for :meth:`undo_to` when the work since is rolled back."""
+        return (
+            {patient: set(types) for patient, types in self.patients.items()},
+            len(self.read),
+            len(self.written),
+            self.consent_changed,
+            set(self.outside_relationship),
+            len(self.pending),
+        )
+
+    def undo_to(self, mark: tuple[Any, ...]) -> None:
+        """Forget what was noted since ``mark``: its transaction or savepoint rolled back, so
+        nothing of it was served or written (and events it raised were never stored). The
+        resources it read by id stay named, as what the failed work was aimed at (a refused
+        update's target), but not their patients."""
+        patients, _read, written, consent, outside, pending = mark
+        self.patients = patients
+        del self.written[written:], self.pending[pending:]
+        self.consent_changed = consent
+        self.outside_relationship = outside
 
     def served(self, resource_type: str, patient_id: str | None) -> None:
         """Note one row served to the requester."""
@@ -71,6 +95,29 @@ def open_trail() -> Iterator[Trail]:
         yield trail
     finally:
         _CURRENT.reset(token)
+
+
+@contextmanager
+def undone_on_failure() -> Iterator[None]:
+    """Run work whose database changes roll back if it raises: what it noted is forgotten too
+    (a write that fails, a batch entry that fails inside its savepoint)."""
+    trail = _CURRENT.get()
+    if trail is None:
+        yield
+        return
+    mark = trail.mark()
+    try:
+        yield
+    except BaseException:
+        trail.undo_to(mark)
+        raise
+
+
+def note_interaction(interaction: str) -> None:
+    """Record the interaction the handler found (a batch posted where a transaction may be)."""
+    trail = _CURRENT.get()
+    if trail is not None:
+        trail.interaction = interaction
 
 
 def note_served(resource_type: str, patient_id: str | None) -> None:

@@ -61,7 +61,12 @@ def reference(principal, claim, trail, status, target, query, detail, window) ->
         purpose, reason = principal.purpose_of_use.value, None
     else:
         purpose, reason = None, None
-    entities = tuple(trail.written) or tuple(trail.read) or ((target,) if target else ())
+    written_resources = {"/".join(ref.split("/")[:2]) for ref in trail.written}
+    entities = (
+        tuple(trail.written) + tuple(r for r in trail.read if r not in written_resources)
+        if trail.written
+        else tuple(trail.read) or ((target,) if target else ())
+    )
     ok = status < 400
     patient_types = (
         tuple((p, tuple(sorted(t))) for p, t in sorted(trail.patients.items())) if ok else ()
