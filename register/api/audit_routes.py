@@ -132,7 +132,7 @@ async def review_queue_operation(
         try:
             return list_queue(conn, status=status, category=category, count=count, after=after)
         except ReviewError as exc:
-            raise bad_request(str(exc)) from None
+            raise _review_error(exc) from None
 
     page = await in_read(request, work)
     ctx = context(request)
@@ -143,6 +143,12 @@ async def review_queue_operation(
             f"&_after={page.next_after}" + (f"&category={category}" if category else "")
         )
     return JSONResponse(body)
+
+
+def _review_error(exc: ReviewError) -> FhirError:
+    """The OperationOutcome answer to a review or queue request that cannot be honoured."""
+    element = (exc.element,) if exc.element else ()
+    return FhirError(exc.status, error(exc.code, str(exc), *element))
 
 
 async def review_operation(
@@ -157,8 +163,9 @@ async def review_operation(
     if not isinstance(body, dict):
         raise bad_request('Send {"verdict": ..., "note": ...}.')
     verdict, note = body.get("verdict"), body.get("note")
-    if not isinstance(verdict, str) or not isinstance(note, str):
-        raise bad_request("verdict and note must be strings.", "verdict")
+    for name, value in (("verdict", verdict), ("note", note)):
+        if not isinstance(value, str):
+            raise bad_request(f"{name} must be a string.", name)
     request_id = getattr(request.state, "request_id", None)
 
     def work(conn: Any) -> Any:
@@ -172,16 +179,7 @@ async def review_operation(
                 request_id=request_id,
             )
         except ReviewError as exc:
-            status = (
-                404
-                if "no review-queue entry" in str(exc)
-                else 409
-                if "already" in str(exc)
-                else 400
-            )
-            raise FhirError(
-                status, error("not-found" if status == 404 else "invalid", str(exc))
-            ) from None
+            raise _review_error(exc) from None
 
     item = await in_write(request, work)
     return JSONResponse(item.as_json())

@@ -29,10 +29,20 @@ P = audit_patient_table
 VERDICTS = ("appropriate", "inappropriate")
 STATUSES = ("open", "reviewed", "all")
 CATEGORIES = ("break-glass", "no-relationship")
+ALREADY = "this entry was already reviewed"
 
 
 class ReviewError(ValueError):
-    """A review that cannot be recorded (unknown entry, bad verdict, already reviewed)."""
+    """A review that cannot be recorded, or a queue that cannot be listed: the HTTP status,
+    OperationOutcome issue code and element at fault it should be answered with."""
+
+    def __init__(
+        self, message: str, *, status: int = 400, code: str = "invalid", element: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.element = element
 
 
 @dataclass(frozen=True)
@@ -151,9 +161,9 @@ def list_queue(
     """Queue entries oldest first: ``status`` open (default), reviewed or all; optionally one
     ``category``; ``after`` is the position a previous page returned as ``next_after``."""
     if status not in STATUSES:
-        raise ReviewError(f"status must be one of {', '.join(STATUSES)}")
+        raise ReviewError(f"status must be one of {', '.join(STATUSES)}", element="status")
     if category is not None and category not in CATEGORIES:
-        raise ReviewError(f"category must be one of {', '.join(CATEGORIES)}")
+        raise ReviewError(f"category must be one of {', '.join(CATEGORIES)}", element="category")
     query = select(*_COLUMNS).select_from(Q.join(E, E.c.seq == Q.c.seq)).order_by(Q.c.seq)
     if status == "open":
         query = query.where(Q.c.status == "open")
@@ -188,15 +198,15 @@ def mark_reviewed(
     """Record a privacy officer's verdict on the entry of ``event_id`` (in the caller's write
     transaction, with an audit event of the review). Raises :class:`ReviewError`."""
     if verdict not in VERDICTS:
-        raise ReviewError(f"verdict must be one of {', '.join(VERDICTS)}")
+        raise ReviewError(f"verdict must be one of {', '.join(VERDICTS)}", element="verdict")
     note = note.strip()
     if not note or len(note) > 2000:
-        raise ReviewError("a review needs a note of 1 to 2000 characters")
+        raise ReviewError("a review needs a note of 1 to 2000 characters", element="note")
     item = get_item(conn, event_id)
     if item is None:
-        raise ReviewError("no review-queue entry for this AuditEvent")
+        raise ReviewError("no review-queue entry for this AuditEvent", status=404, code="not-found")
     if item.status != "open":
-        raise ReviewError("this entry was already reviewed")
+        raise ReviewError(ALREADY, status=409, code="conflict")
     who = reviewer.fhir_user or reviewer.subject
     event = review_event(
         principal=reviewer,
@@ -206,11 +216,13 @@ def mark_reviewed(
         request_id=request_id,
         moment=datetime.now(UTC),
     )
-    conn.execute(
+    marked = conn.execute(
         update(Q)
         .where(Q.c.seq == item.position, Q.c.status == "open")
         .values(status=verdict, note=note, reviewer=who, reviewed_at=event.recorded)
     )
+    if marked.rowcount != 1:  # another officer's review committed since ours read the entry
+        raise ReviewError(ALREADY, status=409, code="conflict")
     append_events(conn, [event])
     found = get_item(conn, event_id)
     assert found is not None
