@@ -292,13 +292,18 @@ def verify(conn: Connection, *, batch: int = 5000, limit_problems: int = 50) -> 
         if link_hash(seq, prev_hash, content) != stored_hash:
             report.problems.append(f"event {seq}: content or hash was edited")
         else:
-            expected = expected_index(content)
-            changed = _index_problems(stored, expected)
-            if changed:
-                report.problems.append(
-                    f"event {seq}: its index ({', '.join(changed)}) does not match its content"
-                )
-            report.problems.extend(reviews.check(seq, expected, review))
+            try:
+                expected: Expected | None = expected_index(content)
+            except (ValueError, TypeError, AttributeError):  # bytes that are not an AuditEvent
+                expected = None
+                report.problems.append(f"event {seq}: its bytes are not a readable AuditEvent")
+            if expected is not None:
+                changed = _index_problems(stored, expected)
+                if changed:
+                    report.problems.append(
+                        f"event {seq}: its index ({', '.join(changed)}) does not match its content"
+                    )
+                report.problems.extend(reviews.check(seq, expected, review))
         prev = stored_hash
         expected_seq = seq + 1
         if len(report.problems) >= limit_problems:

@@ -725,3 +725,19 @@ def test_checkpoints_run_beside_commits_and_the_log_still_restarts(tmp_path, mon
         report = verify(conn)
     engine.dispose()
     assert report.intact and report.checked == 57
+
+
+def test_bytes_that_are_not_an_audit_event_are_reported_not_a_crash(engine):
+    """A forger who rewrites the last event and the head with consistent hashes but bytes that
+    are not an AuditEvent is reported at that event."""
+    reset(engine)
+    fill(engine, 4)
+    T = audit_table
+    with write_transaction(engine) as conn:
+        last = conn.execute(select(T).order_by(T.c.seq.desc()).limit(1)).one()
+        forged = b"not json at all"
+        new_hash = link_hash(last.seq, last.prev_hash, forged)
+        conn.execute(update(T).where(T.c.seq == last.seq).values(content=forged, hash=new_hash))
+        conn.execute(update(audit_head_table).values(hash=new_hash))
+    report = check(engine)
+    assert report.problems == [f"event {last.seq}: its bytes are not a readable AuditEvent"]
