@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("register.audit")
 _QUERIED = ("search-type", "search-compartment", "history-type", "history-system")
+_CONDITIONAL = ("create", "update", "delete")
 
 
 def _status_of(exc: BaseException) -> tuple[int, str | None]:
@@ -80,6 +81,15 @@ def _event(
     if route.interaction in _QUERIED:
         path = route.template.format(**params)[len(route.prefix) :].lstrip("/")
         query = f"{path}?{request.url.query}" if request.url.query else path
+    elif route.level == "type" and route.interaction in _CONDITIONAL:
+        # a conditional create, update or delete: its criteria are a search (an NHS number...)
+        criteria = (
+            request.headers.get("if-none-exist")
+            if route.interaction == "create"
+            else request.url.query
+        )
+        if criteria:
+            query = f"{params.get('resource_type', '')}?{criteria}"
     client = request.scope.get("client")
     return rest_event(
         interaction=trail.interaction or _interaction(route, params),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -339,7 +340,7 @@ def test_conditional_create_records_the_version_it_wrote(world, engine):
     assert (event.action, event.content["action"]) == ("create", "C")
     assert _written(world, event) == {f"Observation/{response.json()['id']}/_history/1"}
     assert _kinds(event) == {"p": {"Observation", "Provenance"}}
-    assert event.query is None
+    assert event.query == f"Observation?identifier={IDS}|new"  # the criteria, as a search's
 
 
 def test_conditional_create_finding_a_match_writes_nothing_and_names_the_patient(world, engine):
@@ -355,7 +356,7 @@ def test_conditional_create_finding_a_match_writes_nothing_and_names_the_patient
     assert (event.action, event.content["action"]) == ("create", "C")
     assert _kinds(event) == {"p": {"Observation"}}  # no Provenance: nothing written
     assert not any("/_history/" in e for e in event.entities)
-    assert event.query is None
+    assert event.query == f"Observation?identifier={IDS}|k"
 
 
 def test_conditional_create_finding_a_match_records_the_resource_served(world, engine):
@@ -384,7 +385,7 @@ def test_conditional_update_records_the_version_it_wrote(world, engine):
     assert (event.action, event.content["action"]) == ("update", "U")
     assert _written(world, event) == {"Observation/obs-k/_history/2"}
     assert _kinds(event) == {"p": {"Observation", "Provenance"}}
-    assert event.query is None
+    assert event.query == "Observation?" + urlencode({"identifier": f"{IDS}|k"})
     # no match: the update creates, and records the version it created
     start = last_seq(engine)
     response = world.http.put(
@@ -418,6 +419,8 @@ def test_conditional_delete_records_the_deletion_version(world, engine):
     event = _one(engine, start, response, "gp_system")
     assert event.action == "delete"
     assert (event.entities, event.patients) == (set(), set())
+    # what it looked for is recorded, as a search's query
+    assert event.query == "Observation?" + urlencode({"identifier": f"{IDS}|k"})
 
 
 @pytest.mark.parametrize(
@@ -450,6 +453,7 @@ def test_a_conditional_write_matching_two_resources_names_neither(
     assert event.action == action
     assert diagnostics in event.content["outcomeDesc"]
     assert (event.patients, event.entities) == (set(), set())
+    assert event.query == f"Observation?{criteria}"
     for rid in ("obs-twice-p", "obs-twice-q"):
         assert _versions_of(world, f"Observation/{rid}") == 1
 
