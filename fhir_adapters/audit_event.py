@@ -411,7 +411,9 @@ def deidentified(event: dict[str, Any]) -> dict[str, Any]:
     ]
     if purposes:
         out["purposeOfEvent"] = purposes
-    out["agent"] = [_deidentified_agent(agent) for agent in event.get("agent") or []]
+    # A refused token request names the client id its caller typed, which may be anything.
+    typed = (event.get("type") or {}).get("code") == "110114" and event.get("outcome") != "0"
+    out["agent"] = [_deidentified_agent(agent, typed) for agent in event.get("agent") or []]
     kinds: dict[tuple[str, str | None], dict[str, Any]] = {}
     for entity in event.get("entity") or []:
         reference = (entity.get("what") or {}).get("reference")
@@ -428,13 +430,14 @@ def deidentified(event: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _deidentified_agent(agent: dict[str, Any]) -> dict[str, Any]:
+def _deidentified_agent(agent: dict[str, Any], typed: bool) -> dict[str, Any]:
     kept: dict[str, Any] = {"type": agent.get("type"), "requestor": bool(agent.get("requestor"))}
     if agent.get("role"):
         kept["role"] = agent["role"]
     codes = {c.get("code") for c in (agent.get("type") or {}).get("coding") or []}
     identifier = (agent.get("who") or {}).get("identifier")
-    if not agent.get("requestor") and identifier and codes & {"PRF", "110150"}:
+    kept_codes = {"PRF"} if typed else {"PRF", "110150"}
+    if not agent.get("requestor") and identifier and codes & kept_codes:
         kept["who"] = {"identifier": identifier}  # the organisation (ODS) or the client system
     else:
         kept["who"] = {"display": "redacted"}

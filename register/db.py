@@ -99,10 +99,18 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection in a read transaction, so a multi-query read sees one snapshot."""
+    """A connection in a read transaction, so a multi-query read sees one snapshot.
+
+    SQLite's deferred transaction reads one snapshot; PostgreSQL's default (READ COMMITTED)
+    lets each statement see later commits, so there the transaction is REPEATABLE READ (a
+    search page and its includes, or ``audit verify`` walking the chain while the register
+    runs, must not mix two states).
+    """
     with engine.connect() as conn, conn.begin():
         if engine.dialect.name == "sqlite":
             _begin(conn, "BEGIN")
+        else:
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         yield conn
 
 

@@ -89,7 +89,7 @@ class ResourceVersionRow(SQLModel, table=True):
     content: bytes | None = Field(default=None, sa_column=Column(FhirJson, nullable=True))
     # Whose record this version was in (a resource can move to another patient's record when
     # misfiled data is corrected): history and vread serve a version only if it was in the same
-    # record as the resource is now (register/visibility.py, version_clause).
+    # record as the resource is now (register/storage.py, _visible_versions).
     patient_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 

@@ -10,8 +10,10 @@ What queries filter on is stored beside the bytes (the event's columns, its pati
 rows, its review-queue entry), so ``verify`` also reads back from each event's bytes what those
 should be (:func:`fhir_adapters.audit_event.index_of`) and reports any difference: moving an
 access to another organisation, hiding it from a patient's access log, or quietly closing a
-break-glass review all show. Review verdicts are chained as review events, and each queue
-entry's verdict, note, reviewer and time must match the last of them.
+break-glass review all show. Review verdicts are chained as review events: each queue entry's
+verdict, note, reviewer and time must match its one review (a second review of an entry is
+reported too). Run it in one snapshot (``register.db.read_transaction``) so that a register
+writing meanwhile does not look like tampering.
 """
 
 from __future__ import annotations

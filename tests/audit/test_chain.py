@@ -741,3 +741,33 @@ def test_bytes_that_are_not_an_audit_event_are_reported_not_a_crash(engine):
         conn.execute(update(audit_head_table).values(hash=new_hash))
     report = check(engine)
     assert report.problems == [f"event {last.seq}: its bytes are not a readable AuditEvent"]
+
+
+def test_verify_reads_one_state_while_the_register_goes_on_writing(engine, monkeypatch):
+    """``audit verify`` runs beside a live register: between its loading the review queue and
+    walking the chain, an access is queued and an entry is reviewed. It checks the log as it
+    stood when it started (one snapshot, on PostgreSQL too), and finds it intact."""
+    from register.audit import chain
+
+    reset(engine)
+    fill_mixed(engine, 6)
+    real_rows = chain._rows
+
+    def rows_while_others_write(conn, batch):  # type: ignore[no-untyped-def]
+        with write_transaction(engine) as other:
+            append_events(other, [break_glass_event(CLINICIAN, CLAIM, "p1", 99, None)])
+            open_entry = other.execute(
+                select(audit_table.c.event_id).where(audit_table.c.seq == 4)
+            ).scalar_one()
+            mark_reviewed(
+                other, open_entry, verdict="appropriate", note="checked", reviewer=OFFICER
+            )
+        yield from real_rows(conn, batch)
+
+    monkeypatch.setattr(chain, "_rows", rows_while_others_write)
+    report = check(engine)
+    assert report.intact, report.problems
+    assert report.checked == 7  # the six events and the review before it started
+    monkeypatch.undo()
+    after = check(engine)
+    assert after.intact and after.checked == 9

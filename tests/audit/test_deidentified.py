@@ -69,7 +69,10 @@ def test_a_reviewer_is_served_no_identity(event_facts: AuditFacts) -> None:
     identified = {
         a["who"]["identifier"]["value"] for a in served["agent"] if "identifier" in a["who"]
     }
-    assert identified == {event_facts.agent_org, event_facts.client_id} - {None}
+    # the client is named unless a refused token request's caller typed it
+    typed = event_facts.kind == "token" and event_facts.outcome != "0"
+    client = None if typed else event_facts.client_id
+    assert identified == {event_facts.agent_org, client} - {None}
     kinds = {e["what"]["type"] for e in served.get("entity", [])}
     named = {r.split("/", 1)[0] for r in event_facts.entities}
     assert kinds == named | ({"Patient"} if event_facts.patient_types else set())
