@@ -27,7 +27,7 @@ ROLE_SYSTEM = "https://fhir.shared-care-register.nhs.uk/CodeSystem/register-role
 REGISTER_SUBTYPE = "https://fhir.shared-care-register.nhs.uk/CodeSystem/audit-subtype"
 REGISTER_ACTION = "https://fhir.shared-care-register.nhs.uk/CodeSystem/audit-action"
 """Subtype coding naming the register's own action for events that are not REST interactions
-(``token``, ``break-glass``, ``register``, ``disable``, ``review``)."""
+(``token``, ``break-glass``, ``register``, ``disable``, ``review``, ``load``)."""
 REVIEW_ALERT = "https://fhir.shared-care-register.nhs.uk/StructureDefinition/audit-review-alert"
 """Extension: why this event is in the privacy officer's review queue (category, patient,
 reason). Part of the hashed bytes, so the queue entry cannot be removed unnoticed."""
@@ -37,7 +37,7 @@ CONSENT_CHANGE = "consent-change"
 DATA_KINDS = "resource-types"
 """``entity.detail.type`` of a patient entity: the kinds of data (resource types) of theirs."""
 
-# interaction -> CRUDE action
+# interaction (or the register's own action) -> CRUDE action; anything else is E
 ACTIONS = {
     "create": "C",
     "read": "R",
@@ -54,6 +54,7 @@ ACTIONS = {
     "batch": "E",
     "operation": "E",
     "capabilities": "R",
+    "load": "C",
 }
 # kind -> (type coding, subtype coding) for events that are not REST interactions
 SPECIAL = {
@@ -70,6 +71,7 @@ SPECIAL = {
         (DCM, "110113", "Security Alert"),
         (REGISTER_SUBTYPE, "access-review", "Access reviewed by a privacy officer"),
     ),
+    "import": ((DCM, "110107", "Import"), (REGISTER_SUBTYPE, "bulk-load", "Loaded from files")),
 }
 OUTCOMES = {"0": "Success", "4": "Minor failure", "8": "Serious failure", "12": "Major failure"}
 
@@ -80,7 +82,7 @@ class AuditFacts:
 
     event_id: str
     recorded: str  # instant; empty: rendered from the event's time when the bytes are made
-    kind: str  # rest | token | break-glass | client-registration | review
+    kind: str  # rest | token | break-glass | client-registration | review | import
     action: str  # restful interaction code, or a short verb for other kinds
     outcome: str  # 0 | 4 | 8 | 12
     outcome_detail: str | None = None
@@ -122,7 +124,7 @@ def audit_event(facts: AuditFacts) -> dict[str, Any]:
             {"system": sub[0], "code": sub[1], "display": sub[2]},
             {"system": REGISTER_ACTION, "code": facts.action},
         ]
-        action = "E"
+        action = ACTIONS.get(facts.action, "E")
     else:
         type_system, type_code, type_display = AUDIT_TYPE, "rest", "RESTful Operation"
         subtype = [{"system": RESTFUL, "code": facts.action}]

@@ -153,8 +153,11 @@ def load(
     """Load transaction/batch/collection Bundles and NDJSON files, then report what happened.
 
     The loading operator is recorded as the author of every resource (Provenance), on behalf of
-    ``--org`` when given; that organisation then sees what was loaded as its own records.
+    ``--org`` when given; that organisation then sees what was loaded as its own records. Each
+    committed Bundle or chunk is audited (an ``import`` AuditEvent; one request id per run).
     """
+    import secrets
+
     from auth.principal import ODS_CODE, OPERATOR
     from fhir_adapters.import_formats import count_items, discover
     from register.context import RequestContext
@@ -176,7 +179,7 @@ def load(
         _console().print("[red]--org must be an ODS code (3-10 capitals and digits).[/]")
         raise typer.Exit(code=2)
     ctx = RequestContext(
-        request_id="cli-load",
+        request_id=f"load-{secrets.token_hex(8)}",
         base_url=settings.base_url or "http://localhost/fhir",
         author_org=org,
         principal=OPERATOR,
@@ -196,6 +199,7 @@ def load(
             sources,
             progress=lambda n: progress.advance(task, n),
             max_depth=settings.max_json_depth,
+            audited=settings.audit_enabled,
         )
     engine.dispose()
     table = Table(title=f"Loaded {report.total_loaded} resources from {report.files} file(s)")

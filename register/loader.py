@@ -4,12 +4,17 @@ Everything goes through the same interactions as the API (validation, indexing, 
 provenance and duplicate checks). A transaction Bundle loads whole or not at all; batch and
 collection Bundles and NDJSON files load entry by entry, and each rejected entry is reported
 with its place and reason.
+
+Each committed step (a transaction or batch Bundle, or a chunk of entries) appends one
+``import`` AuditEvent in its own transaction: who loaded, on whose behalf, the patients whose
+records gained data and the versions written (``register.audit.events.import_event``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,9 @@ from fhir_adapters.import_formats import SourceFile, ndjson_lines
 from fhir_adapters.json_body import MalformedBody, parse_json
 from fhir_adapters.operation_outcome import error
 from register import interactions, reads, transactions
+from register.audit import trail as trails
+from register.audit.events import import_event
+from register.audit.recorder import append_events
 from register.context import RequestContext
 from register.db import write_transaction
 from register.errors import FhirError
@@ -61,17 +69,46 @@ def load_sources(
     *,
     progress: Progress | None = None,
     max_depth: int = 64,
+    audited: bool = True,
 ) -> LoadReport:
-    """Load every source in order and report what happened."""
+    """Load every source in order and report what happened (``audited``: record each committed
+    step as an AuditEvent; off only where the register's audit is off, for benchmarks)."""
     report = LoadReport()
     advance = progress or (lambda n: None)
+    step = _audited_step if audited else _unaudited_step
     for source in sources:
         report.files += 1
         if source.kind == "ndjson":
-            _load_ndjson(engine, ctx, source.path, report, advance, max_depth)
+            _load_ndjson(engine, ctx, source.path, report, advance, max_depth, step)
         else:
-            _load_json_file(engine, ctx, source.path, report, advance, max_depth)
+            _load_json_file(engine, ctx, source.path, report, advance, max_depth, step)
     return report
+
+
+Step = Callable[[Engine, RequestContext], Any]
+"""Opens one load step's write transaction: a context manager yielding its connection."""
+
+
+@contextmanager
+def _audited_step(engine: Engine, ctx: RequestContext) -> Iterator[Connection]:
+    """A write transaction whose versions are noted, and which appends its import event last
+    (nothing written, no event: a rejected step leaves no trace but the report)."""
+    with trails.open_trail() as trail, write_transaction(engine) as conn:
+        yield conn
+        if trail.written:
+            event = import_event(
+                principal=ctx.principal,
+                organisation=ctx.author_org,
+                trail=trail,
+                request_id=ctx.request_id,
+            )
+            append_events(conn, [event])
+
+
+@contextmanager
+def _unaudited_step(engine: Engine, ctx: RequestContext) -> Iterator[Connection]:
+    with write_transaction(engine) as conn:
+        yield conn
 
 
 def _reason(exc: FhirError) -> str:
@@ -85,6 +122,7 @@ def _load_json_file(
     report: LoadReport,
     advance: Progress,
     max_depth: int,
+    step: Step,
 ) -> None:
     try:
         content = parse_json(path.read_bytes(), max_depth=max_depth)
@@ -98,13 +136,13 @@ def _load_json_file(
         advance(1)
         return
     if content.get("resourceType") != "Bundle":
-        _load_items(engine, ctx, [(str(path), content)], report, advance)
+        _load_items(engine, ctx, [(str(path), content)], report, advance, step)
         return
     kind = content.get("type")
     entries = content.get("entry") or []
     if kind == "transaction":
         try:
-            with write_transaction(engine) as conn:
+            with step(engine, ctx) as conn:
                 results = transactions.run_transaction(conn, ctx, content, reads.get)
         except FhirError as exc:
             report.rejected.append(
@@ -116,7 +154,7 @@ def _load_json_file(
                     report.loaded[result.version.resource_type] += 1
         advance(len(entries) or 1)
     elif kind == "batch":
-        with write_transaction(engine) as conn:
+        with step(engine, ctx) as conn:
             results = transactions.run_batch(conn, ctx, content, reads.get)
         for index, result in enumerate(results):
             if result.status >= 400:
@@ -130,7 +168,7 @@ def _load_json_file(
             (f"{path} entry {index}", entry.get("resource") if isinstance(entry, dict) else None)
             for index, entry in enumerate(entries)
         ]
-        _load_items(engine, ctx, items, report, advance)
+        _load_items(engine, ctx, items, report, advance, step)
 
 
 def _load_ndjson(
@@ -140,6 +178,7 @@ def _load_ndjson(
     report: LoadReport,
     advance: Progress,
     max_depth: int,
+    step: Step,
 ) -> None:
     chunk: list[tuple[str, Any]] = []
     for number, line in ndjson_lines(path):
@@ -150,10 +189,10 @@ def _load_ndjson(
             report.rejected.append(Rejection(where, 400, exc.issue.diagnostics))
             advance(1)
         if len(chunk) >= NDJSON_CHUNK:
-            _load_items(engine, ctx, chunk, report, advance)
+            _load_items(engine, ctx, chunk, report, advance, step)
             chunk = []
     if chunk:
-        _load_items(engine, ctx, chunk, report, advance)
+        _load_items(engine, ctx, chunk, report, advance, step)
 
 
 def _load_items(
@@ -162,13 +201,14 @@ def _load_items(
     items: list[tuple[str, Any]],
     report: LoadReport,
     advance: Progress,
+    step: Step,
 ) -> None:
     """Upsert resources one by one (each in a savepoint), keeping their ids when they have one."""
     references: dict[str, str] = {}
-    with write_transaction(engine) as conn:
+    with step(engine, ctx) as conn:
         for where, resource in items:
             try:
-                with conn.begin_nested():
+                with trails.undone_on_failure(), conn.begin_nested():
                     resource_type = _upsert(conn, ctx, resource, references)
                 report.loaded[resource_type] += 1
             except FhirError as exc:

@@ -59,8 +59,9 @@ class Settings(BaseSettings):
     audit_enabled: bool = Field(
         default=True,
         description=(
-            "Record an audit event for every FHIR request. Only for measuring what auditing "
-            "costs (benchmarks/bench_audit.py); a production register never turns it off."
+            "Record an audit event for every FHIR request and load step. Only for measuring "
+            "what auditing costs (benchmarks/bench_audit.py); a production register never "
+            "turns it off."
         ),
     )
     duplicates_dir: Path | None = Field(

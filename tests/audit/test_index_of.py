@@ -3,9 +3,10 @@
 ``audit verify`` trusts a column, a patient row, an entity row or a review-queue entry only if
 the event's bytes say the same (``expected_index``). Here, on random events of every kind the
 register records (REST interactions granted and refused, break-glass starts, tokens, client
-registrations, reviews) with random review alerts, what the bytes say is compared with what the
-register stores for the event (hypothesis). A builder that indexed an event by something its
-bytes do not say would make ``verify`` report an intact log as tampered, or hide tampering.
+registrations, reviews, loads) with random review alerts, what the bytes say is compared with
+what the register stores for the event (hypothesis). A builder that indexed an event by
+something its bytes do not say would make ``verify`` report an intact log as tampered, or hide
+tampering.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auth.policy import BreakGlassClaim
-from auth.principal import Principal, PurposeOfUse, Role
+from auth.principal import OPERATOR, Principal, PurposeOfUse, Role
 from auth.scopes import parse_scopes
 from fhir_adapters.validation import validate_resource
 from register.audit.chain import expected_index
 from register.audit.events import (
     break_glass_event,
     client_event,
+    import_event,
     rest_event,
     review_event,
     token_event,
@@ -73,7 +75,7 @@ CLINICIAN = Principal(
 @st.composite
 def built_events(draw: st.DrawFn) -> PreparedEvent:
     """An event as one of the register's builders makes it."""
-    which = draw(st.sampled_from(["rest", "break-glass", "token", "client", "review"]))
+    which = draw(st.sampled_from(["rest", "break-glass", "token", "client", "review", "import"]))
     principal = draw(principals())
     if which == "rest":
         return rest_event(
@@ -109,6 +111,13 @@ def built_events(draw: st.DrawFn) -> PreparedEvent:
             client_id="c9",
             organisation=draw(st.sampled_from([None, "GP01"])),
             actor="ops",
+        )
+    if which == "import":
+        return import_event(
+            principal=principal or OPERATOR,
+            organisation=draw(st.sampled_from([None, "GP01"])),
+            trail=draw(trails()),
+            request_id=draw(st.sampled_from([None, "load-1"])),
         )
     return review_event(
         principal=principal or CLINICIAN,
