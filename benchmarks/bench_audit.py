@@ -1,6 +1,7 @@
 """What auditing costs: audited against unaudited reads, same run, same database.
 
     python -m benchmarks.bench_audit [--postgres URL] [--workers 1] [--patients 2000]
+        [--connections 32 128]
 
 For each database: seed patients, then in alternating rounds start ``careregister serve`` with
 auditing on and with ``REGISTER_AUDIT_ENABLED=false`` (the setting exists for this measurement
@@ -79,12 +80,18 @@ def measure(kind: str, args: argparse.Namespace) -> list[dict]:
             }
             ready = f"http://127.0.0.1:{port}/ready"
             with running(register_server(port, env, args.workers), env, ready):
-                for what, script in scripts.items():
-                    result = median_run(f"http://127.0.0.1:{port}/", script=script, **runs)
-                    results.setdefault((what, audited), []).append(result)
+                for clients in args.connections:
+                    for what, script in scripts.items():
+                        result = median_run(
+                            f"http://127.0.0.1:{port}/",
+                            script=script,
+                            connections=clients,
+                            **runs,
+                        )
+                        results.setdefault((what, clients, audited), []).append(result)
     rows = []
-    for what in scripts:
-        on, off = results[(what, True)], results[(what, False)]
+    for what, clients in ((w, c) for c in args.connections for w in scripts):
+        on, off = results[(what, clients, True)], results[(what, clients, False)]
         on_rps = statistics.median(r.rps for r in on)
         off_rps = statistics.median(r.rps for r in off)
         # Each round's two runs are minutes apart at most; the ratio is taken within the round
@@ -93,6 +100,7 @@ def measure(kind: str, args: argparse.Namespace) -> list[dict]:
         rows.append(
             {
                 "what": what,
+                "clients": clients,
                 "db": kind,
                 "workers": args.workers,
                 "patients": args.patients,
@@ -118,6 +126,13 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=2000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        nargs="+",
+        default=[32],
+        help="wrk connections (concurrent clients); several give one row each",
+    )
     args = parser.parse_args()
     random.seed(7)
     kinds = ["sqlite"] + (["postgresql"] if args.postgres else [])
@@ -128,13 +143,14 @@ def main() -> None:
         summary = [(r["what"], r["db"], r["errors"]) for r in failed]
         raise SystemExit(f"non-2xx answers (what, database, count): {summary}")
     print(
-        "| what | database | workers | data | audited req/s | p50 ms | p99 ms | "
+        "| what | database | clients | workers | data | audited req/s | p50 ms | p99 ms | "
         "unaudited req/s | p50 ms | ratio | rounds' ratios |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in figures:
         print(
-            f"| {r['what']} | {r['db']} | {r['workers']} | {r['patients']} patients | "
+            f"| {r['what']} | {r['db']} | {r['clients']} | {r['workers']} | "
+            f"{r['patients']} patients | "
             f"{r['on_rps']:.0f} | {r['on_p50']:.2f} | {r['on_p99']:.2f} | "
             f"{r['off_rps']:.0f} | {r['off_p50']:.2f} | {r['ratio']:.2f} | "
             f"{r['spread'][0]:.2f}-{r['spread'][1]:.2f} |"
