@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from register.app import create_app  # noqa: E402
 from register.db import create_db_engine  # noqa: E402
 from register.migrate import upgrade  # noqa: E402
-from register.settings import Settings  # noqa: E402
+from register.settings import Settings, get_settings  # noqa: E402
 
 BACKENDS = ("sqlite", "postgresql")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -208,6 +208,18 @@ def token_for(app):  # type: ignore[no-untyped-def]
         return issue_token(app, role, **options)
 
     return make
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, engine: Engine, tmp_path: Path) -> Iterator[str]:
+    """The environment ``careregister`` commands read, pointed at the test's database."""
+    url = engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("REGISTER_DATABASE_URL", url)
+    monkeypatch.setenv("REGISTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COLUMNS", "300")
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
 
 
 @pytest.fixture

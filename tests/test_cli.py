@@ -19,17 +19,6 @@ from tests.conftest import shared_data
 runner = CliRunner()
 
 
-@pytest.fixture
-def cli_env(monkeypatch, engine, tmp_path):
-    url = engine.url.render_as_string(hide_password=False)
-    monkeypatch.setenv("REGISTER_DATABASE_URL", url)
-    monkeypatch.setenv("REGISTER_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("COLUMNS", "300")
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
-
-
 def test_migrate_creates_schema_in_place(monkeypatch, tmp_path):
     url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
     monkeypatch.setenv("REGISTER_DATABASE_URL", url)

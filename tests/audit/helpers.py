@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, select
 
+from register.audit.chain import verify
 from register.audit.schema import audit_entity_table, audit_review_table
 from register.db import read_transaction
 from register.schema import audit_patient_table, audit_table
@@ -91,3 +92,10 @@ def review_rows(engine: Engine) -> list[Any]:
     """The review queue's rows, oldest first."""
     with read_transaction(engine) as conn:
         return conn.execute(select(audit_review_table).order_by(audit_review_table.c.seq)).all()
+
+
+def assert_log_intact(engine: Engine) -> None:
+    """The whole audit log (chain, columns, patient and entity rows, review queue) verifies."""
+    with read_transaction(engine) as conn:
+        report = verify(conn)
+    assert report.intact, report.problems

@@ -6,14 +6,11 @@ with the kinds of data, the entities, the query). Over HTTP, both databases.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
-from register.audit.chain import verify
-from register.db import read_transaction
 from tests.access.world import World, observation
 from tests.audit.helpers import Recorded, events, last_seq
 
@@ -27,16 +24,6 @@ AGENTS = {
     "reviewer": ("reviewer", None, "HOS03", "test-reviewer-client"),
 }
 """Each token of the world as its event records it: role, who, organisation, client."""
-
-
-@pytest.fixture
-def world(bare_client, token_for, engine) -> Iterator[World]:
-    """The shared test world; afterwards, whatever the test did, the whole audit log (chain,
-    columns, patient and entity rows, review queue) must still verify."""
-    yield World(bare_client, token_for).build()
-    with read_transaction(engine) as conn:
-        report = verify(conn)
-    assert report.intact, report.problems
 
 
 def _one(engine, after: int, response, who: str, outcome: str = "0") -> Recorded:

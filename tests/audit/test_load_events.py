@@ -5,6 +5,7 @@ Through the real command (typer's runner) against the real database, both kinds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -15,28 +16,20 @@ from typer.testing import CliRunner
 from fhir_adapters.audit_event import DCM
 from register import storage
 from register.audit.access_log import access_log
-from register.audit.chain import verify
 from register.cli import app
 from register.db import read_transaction
 from register.settings import get_settings
-from tests.audit.helpers import Recorded, events
+from tests.audit.helpers import Recorded, assert_log_intact, events
 from tests.conftest import shared_data
 
 runner = CliRunner()
 
 
-@pytest.fixture
-def cli_env(monkeypatch, engine, tmp_path):
-    url = engine.url.render_as_string(hide_password=False)
-    monkeypatch.setenv("REGISTER_DATABASE_URL", url)
-    monkeypatch.setenv("REGISTER_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("COLUMNS", "300")
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
-    with read_transaction(engine) as conn:
-        report = verify(conn)
-    assert report.intact, report.problems
+@pytest.fixture(autouse=True)
+def log_intact_afterwards(engine) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Whatever a test loaded, the whole audit log verifies afterwards."""
+    yield
+    assert_log_intact(engine)
 
 
 def _write(path: Path, content: object) -> Path:

@@ -3,27 +3,15 @@ entities, patients (with the kinds of data), purpose and request id. Over HTTP, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from register.access_clients import add_client, disable_client, put_user
 from register.audit.chain import verify
 from register.db import read_transaction, write_transaction
-from tests.access.world import BREAK_GLASS_REASON, World, encounter, observation
+from tests.access.world import BREAK_GLASS_REASON, encounter, observation
 from tests.audit.helpers import events, last_seq, review_rows
 
 GLASS = {"X-Break-Glass-Reason": BREAK_GLASS_REASON}
-
-
-@pytest.fixture
-def world(bare_client, token_for, engine) -> Iterator[World]:
-    """The shared test world; afterwards, whatever the test did, the whole audit log (chain,
-    columns, patient and entity rows, review queue) must still verify."""
-    yield World(bare_client, token_for).build()
-    with read_transaction(engine) as conn:
-        report = verify(conn)
-    assert report.intact, report.problems
 
 
 def _one(engine, after: int):
