@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from collections import Counter
 from datetime import UTC, datetime
 
 from auth.policy import BreakGlassClaim
@@ -326,10 +327,7 @@ def import_event(
     or a chunk of entries): who loaded, on whose behalf, which patients' records gained which
     kinds of data, and the versions written. File names are left out (Synthea's hold names)."""
     moment = datetime.now(UTC)
-    counts: dict[str, int] = {}
-    for reference in trail.written:
-        resource_type = reference.split("/", 1)[0]
-        counts[resource_type] = counts.get(resource_type, 0) + 1
+    counts = Counter(reference.split("/", 1)[0] for reference in trail.written)
     loaded = ", ".join(f"{t} {n}" for t, n in sorted(counts.items()))
     written = tuple(trail.written)
     facts = AuditFacts(
