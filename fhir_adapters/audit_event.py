@@ -97,7 +97,7 @@ class AuditFacts:
     source: str = "Shared Care Register"
     patients: tuple[str, ...] = ()  # Patient ids
     patient_types: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (Patient id, resource types)
-    consent_change: bool = False  # a write that changed a Consent
+    consent_change: bool = False  # a write (or a load step) that changed a Consent
     entities: tuple[str, ...] = ()  # Type/id of the resources touched
     query: str | None = None
     request_id: str | None = None
@@ -124,15 +124,14 @@ def audit_event(facts: AuditFacts) -> dict[str, Any]:
             {"system": sub[0], "code": sub[1], "display": sub[2]},
             {"system": REGISTER_ACTION, "code": facts.action},
         ]
-        action = ACTIONS.get(facts.action, "E")
     else:
         type_system, type_code, type_display = AUDIT_TYPE, "rest", "RESTful Operation"
         subtype = [{"system": RESTFUL, "code": facts.action}]
-        if facts.consent_change:
-            subtype.append(
-                {"system": REGISTER_SUBTYPE, "code": CONSENT_CHANGE, "display": "Consent changed"}
-            )
-        action = ACTIONS.get(facts.action, "E")
+    if facts.consent_change:
+        subtype.append(
+            {"system": REGISTER_SUBTYPE, "code": CONSENT_CHANGE, "display": "Consent changed"}
+        )
+    action = ACTIONS.get(facts.action, "E")
     event: dict[str, Any] = {"resourceType": "AuditEvent", "id": facts.event_id}
     if facts.alerts or facts.verdict is not None:
         extensions = [_alert_extension(*alert) for alert in facts.alerts]

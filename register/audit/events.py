@@ -325,7 +325,8 @@ def import_event(
 ) -> PreparedEvent:
     """The event of one committed step of ``careregister load`` (a transaction or batch Bundle,
     or a chunk of entries): who loaded, on whose behalf, which patients' records gained which
-    kinds of data, and the versions written. File names are left out (Synthea's hold names)."""
+    kinds of data, the versions written, and whether a Consent changed (the ``consent-change``
+    subtype, as on a REST write). File names are left out (Synthea's hold names)."""
     moment = datetime.now(UTC)
     counts = Counter(reference.split("/", 1)[0] for reference in trail.written)
     loaded = ", ".join(f"{t} {n}" for t, n in sorted(counts.items()))
@@ -338,6 +339,7 @@ def import_event(
         outcome="0",
         outcome_detail=f"loaded {len(written)}: {loaded}" if written else "loaded nothing",
         patient_types=trail.patient_types(),
+        consent_change=trail.consent_changed,
         entities=written[:MAX_LOAD_ENTITIES],
         request_id=request_id,
         **{**_who(principal), "agent_org": organisation},  # type: ignore[arg-type]

@@ -214,3 +214,48 @@ def test_a_synthea_bundle_is_one_event_naming_its_patient_and_counting_every_typ
     # The bytes and the entity rows name at most 200 versions.
     assert len(_versions(event)) == min(200, int(total))
     assert len(event.entities) <= 200
+
+
+def _consent(cid: str, pid: str) -> dict:
+    return {
+        "resourceType": "Consent",
+        "id": cid,
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{pid}"},
+        "policyRule": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}
+            ]
+        },
+    }
+
+
+def test_a_step_that_writes_a_consent_is_marked_as_a_consent_change(cli_env, engine, tmp_path):
+    with_consent = _write(
+        tmp_path / "a.json",
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": _patient("pc")}, {"resource": _consent("cc", "pc")}],
+        },
+    )
+    without = _write(
+        tmp_path / "b.json",
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": _patient("pd")}]},
+    )
+    result = runner.invoke(app, ["load", "-q", str(with_consent), str(without)])
+    assert result.exit_code == 0, result.output
+    changed, plain = _imports(engine)
+    assert {"Patient/pc", "Consent/cc"} <= _versions(changed)
+    assert not any(v.startswith("Consent/") for v in _versions(plain))
+    assert changed.subtypes == {"bulk-load", "load", "consent-change"}
+    assert plain.subtypes == {"bulk-load", "load"}
