@@ -8,7 +8,9 @@ auditing on and with ``REGISTER_AUDIT_ENABLED=false`` (the setting exists for th
 only) and drive each with wrk: reads by id of random patients, and a search by identifier. Every
 audited read waits until the group-commit writer has committed its event. Prints a Markdown table;
 the ratio is audited / unaudited throughput, taken within each round (the two runs are adjacent
-in time), then the median over the rounds, with the lowest and highest round beside it.
+in time), then the median over the rounds, with the lowest and highest round beside it. With
+several ``--connections``, a capacity table too: each side's best throughput over the numbers
+of clients, compared within each round.
 """
 
 from __future__ import annotations
@@ -114,6 +116,28 @@ def measure(kind: str, args: argparse.Namespace) -> list[dict]:
                 "errors": sum(r.errors for r in on + off),
             }
         )
+    if len(args.connections) > 1:
+        # Capacity: each side's best throughput over the numbers of clients, within each round
+        # (a server that waits on a commit needs more clients in flight to stay busy).
+        for what in scripts:
+            best = {
+                audited: [
+                    max(results[(what, c, audited)][r].rps for c in args.connections)
+                    for r in range(args.rounds)
+                ]
+                for audited in (True, False)
+            }
+            ratios = sorted(a / b for a, b in zip(best[True], best[False], strict=True))
+            rows.append(
+                {
+                    "capacity": what,
+                    "db": kind,
+                    "on_rps": statistics.median(best[True]),
+                    "off_rps": statistics.median(best[False]),
+                    "ratio": statistics.median(ratios),
+                    "spread": (ratios[0], ratios[-1]),
+                }
+            )
     rows.append({"events": _events(url), "db": kind})
     return rows
 
@@ -155,6 +179,18 @@ def main() -> None:
             f"{r['off_rps']:.0f} | {r['off_p50']:.2f} | {r['ratio']:.2f} | "
             f"{r['spread'][0]:.2f}-{r['spread'][1]:.2f} |"
         )
+    capacity = [r for r in rows if "capacity" in r]
+    if capacity:
+        print(
+            "\n| capacity (best over the numbers of clients) | database | audited req/s | "
+            "unaudited req/s | ratio | rounds' ratios |"
+        )
+        print("|---|---|---|---|---|---|")
+        for r in capacity:
+            print(
+                f"| {r['capacity']} | {r['db']} | {r['on_rps']:.0f} | {r['off_rps']:.0f} | "
+                f"{r['ratio']:.2f} | {r['spread'][0]:.2f}-{r['spread'][1]:.2f} |"
+            )
     for r in rows:
         if "events" in r:
             print(f"\n{r['db']}: {r['events']} audit events recorded during the run")
