@@ -41,6 +41,9 @@ from register.db import Database
 
 log = logging.getLogger("register.audit")
 
+WRITER_MODULE = "register.audit.sidecar"
+"""The module run as the writer process (benchmarks swap in variants that break its rules, to
+measure what each rule costs: benchmarks/bench_audit_split.py)."""
 RESTART_PAUSE_SECONDS = 1.0
 """After the writer process died, batches are refused for this long before a new one starts
 (a process that cannot start must not be restarted for every request)."""
@@ -83,7 +86,7 @@ class _Link:
         }
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "register.audit.sidecar"],
+                [sys.executable, "-m", WRITER_MODULE],
                 pass_fds=(theirs.fileno(),),
                 env=env,
                 stdin=subprocess.DEVNULL,
