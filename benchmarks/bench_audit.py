@@ -27,6 +27,7 @@ from benchmarks.harness import (
     lua_paths,
     median_run,
     prepare_database,
+    register_env,
     register_server,
     running,
     temp_dir,
@@ -66,14 +67,7 @@ def measure(kind: str, args: argparse.Namespace) -> list[dict]:
     for round_ in range(args.rounds):
         for audited in (True, False) if round_ % 2 == 0 else (False, True):
             port = free_port()
-            env = {
-                "REGISTER_DATABASE_URL": url,
-                "REGISTER_DATA_DIR": str(workdir / "data"),
-                "REGISTER_LOG_LEVEL": "warning",
-                "REGISTER_BASE_URL": f"http://127.0.0.1:{port}/fhir",
-                "REGISTER_AUTH_TOKEN_LIFETIME_SECONDS": "3600",
-                "REGISTER_AUDIT_ENABLED": "true" if audited else "false",
-            }
+            env = register_env(url, workdir / "data", port, audited=audited)
             token = bench_token(workdir / "data", env["REGISTER_BASE_URL"])
             runs = {
                 "runs": 1,

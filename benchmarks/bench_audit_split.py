@@ -26,7 +26,15 @@ import sys
 from pathlib import Path
 
 from benchmarks.bench_core import bench_token, seed
-from benchmarks.harness import free_port, lua_paths, register_server, running, temp_dir, wrk
+from benchmarks.harness import (
+    free_port,
+    lua_paths,
+    register_env,
+    register_server,
+    running,
+    temp_dir,
+    wrk,
+)
 
 VARIANTS = ("off", "on", "ackfirst", "nocommit")
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -69,15 +77,8 @@ def main() -> None:
         for variant in VARIANTS if number % 2 == 0 else VARIANTS[::-1]:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            env = {
-                "REGISTER_DATABASE_URL": url,
-                "REGISTER_DATA_DIR": str(work / "data"),
-                "REGISTER_LOG_LEVEL": "warning",
-                "REGISTER_BASE_URL": f"{base}/fhir",
-                "REGISTER_AUTH_TOKEN_LIFETIME_SECONDS": "3600",
-                "REGISTER_AUDIT_ENABLED": "false" if variant == "off" else "true",
-                "BENCH_AUDIT_VARIANT": variant,
-            }
+            env = register_env(url, work / "data", port, audited=variant != "off")
+            env["BENCH_AUDIT_VARIANT"] = variant
             headers = {
                 "Authorization": f"Bearer {bench_token(work / 'data', env['REGISTER_BASE_URL'])}"
             }

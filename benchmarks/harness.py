@@ -88,6 +88,19 @@ def register_server(port: int, env: dict[str, str], workers: int) -> list[str]:
     return [careregister, "serve", "--port", str(port), "--workers", str(workers)]
 
 
+def register_env(url: str, data_dir: Path, port: int, *, audited: bool = True) -> dict[str, str]:
+    """The environment of a benchmarked register on ``port``: its database and data folder, quiet
+    logs, hour-long tokens, auditing on or off."""
+    return {
+        "REGISTER_DATABASE_URL": url,
+        "REGISTER_DATA_DIR": str(data_dir),
+        "REGISTER_LOG_LEVEL": "warning",
+        "REGISTER_BASE_URL": f"http://127.0.0.1:{port}/fhir",
+        "REGISTER_AUTH_TOKEN_LIFETIME_SECONDS": "3600",
+        "REGISTER_AUDIT_ENABLED": "true" if audited else "false",
+    }
+
+
 def bare_server(port: int, workers: int) -> list[str]:
     """The command that starts the bare ceiling app under the same server."""
     return [

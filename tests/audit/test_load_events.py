@@ -21,6 +21,7 @@ from register.db import read_transaction
 from register.settings import get_settings
 from tests.audit.helpers import Recorded, assert_log_intact, events
 from tests.conftest import shared_data
+from tests.consent.helpers import consent
 
 runner = CliRunner()
 
@@ -216,36 +217,16 @@ def test_a_synthea_bundle_is_one_event_naming_its_patient_and_counting_every_typ
     assert len(event.entities) <= 200
 
 
-def _consent(cid: str, pid: str) -> dict:
-    return {
-        "resourceType": "Consent",
-        "id": cid,
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{pid}"},
-        "policyRule": {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}
-            ]
-        },
-    }
-
-
 def test_a_step_that_writes_a_consent_is_marked_as_a_consent_change(cli_env, engine, tmp_path):
     with_consent = _write(
         tmp_path / "a.json",
         {
             "resourceType": "Bundle",
             "type": "collection",
-            "entry": [{"resource": _patient("pc")}, {"resource": _consent("cc", "pc")}],
+            "entry": [
+                {"resource": _patient("pc")},
+                {"resource": consent("pc", None, rid="cc", policy_rule="OPTIN")},
+            ],
         },
     )
     without = _write(
