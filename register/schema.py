@@ -35,6 +35,8 @@ from register.search_schema import (  # noqa: F401  (the search index tables, in
     SearchStringRow,
     SearchTokenRow,
     SearchUriRow,
+    VersionDateRow,
+    VersionTokenRow,
 )
 
 # SQLite only makes INTEGER PRIMARY KEY an alias of the rowid; BigInteger keeps 64 bits on PG.
@@ -87,10 +89,12 @@ class ResourceVersionRow(SQLModel, table=True):
     method: str = Field(sa_column=Column(String(8), nullable=False))
     deleted: bool = Field(default=False, nullable=False)
     content: bytes | None = Field(default=None, sa_column=Column(FhirJson, nullable=True))
-    # Whose record this version was in (a resource can move to another patient's record when
-    # misfiled data is corrected): history and vread serve a version only if it was in the same
-    # record as the resource is now (register/storage.py, _visible_versions).
+    # What history and vread judge this version by (register/storage.py, _visible_versions;
+    # its codes, labels and dates are in version_token and version_date): whose record it was in
+    # (a resource can move to another patient's record when misfiled data is corrected) and the
+    # organisation that recorded it (the resource row holds the current version's).
     patient_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    author_org: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 resource_table = ResourceRow.__table__  # type: ignore[attr-defined]

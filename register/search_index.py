@@ -214,12 +214,13 @@ def reindex(
     batch_size: int = 500,
     progress: Callable[[int], None] | None = None,
 ) -> ReindexReport:
-    """Rebuild the index rows of every current resource (or of one type), in batches.
+    """Rebuild the index rows of every current resource (or of one type), in batches, and the
+    facts kept for each of their versions (``register/version_facts.py``).
 
     Each batch is one transaction: its rows are deleted and rewritten together, so a search
     running meanwhile sees each resource indexed either the old way or the new way.
     """
-    from register import storage
+    from register import storage, version_facts
     from register.db import write_transaction
 
     R = resource_table
@@ -242,6 +243,7 @@ def reindex(
                 rows_written += sum(len(r) for r in rows.values())
                 batch.append((pk, version.resource_type, rows))
             _insert(conn, batch)
+            version_facts.rebuild(conn, pks)
             resources += len(batch)
             after = pks[-1]
         advance(len(pks))

@@ -11,6 +11,10 @@ correlated ``EXISTS``) or the removal of its rows is a short range scan. Dates a
 microseconds (UTC) and decimals :class:`~register.search_types.IndexNumber`; see
 ``register/search_types.py``. On PostgreSQL the text columns compared by prefix use the "C"
 collation, so ``>=``/``<`` ranges (and ``LIKE 'abc%'``) are answered from the B-tree.
+
+``version_token`` and ``version_date`` are not search tables: they keep, for every stored version
+(keyed by ``resource_version.pk``), the token and date rows the access policy reads, so earlier
+versions are judged by their own facts (``register/version_facts.py``).
 """
 
 from __future__ import annotations
@@ -239,6 +243,36 @@ class SearchCompartmentRow(SQLModel, table=True):
     patient_id: str = Field(sa_column=Column(String(64), nullable=False))
 
 
+class VersionTokenRow(SQLModel, table=True):
+    """A coded value of one stored version (``resource_version.pk``): its codes and security
+    labels, kept for the access policy so that history and vread judge an earlier version by
+    what it said, not by what the current version says (``register/version_facts.py``).
+    Written with the version and never changed, like the version itself."""
+
+    __tablename__ = "version_token"
+    __table_args__ = (Index("ix_version_token_version", "version_pk", "param"),)
+
+    pk: int | None = _key()
+    version_pk: int = Field(sa_column=Column(_PK, nullable=False))
+    param: str = _param()
+    system: str | None = _text(collate=True)
+    code: str | None = _text(collate=True)
+
+
+class VersionDateRow(SQLModel, table=True):
+    """A date of one stored version (as ``search_date`` holds them), for the access policy's
+    data periods (see :class:`VersionTokenRow`)."""
+
+    __tablename__ = "version_date"
+    __table_args__ = (Index("ix_version_date_version", "version_pk", "param"),)
+
+    pk: int | None = _key()
+    version_pk: int = Field(sa_column=Column(_PK, nullable=False))
+    param: str = _param()
+    low: int | None = _micros()
+    high: int | None = _micros()
+
+
 token_table = SearchTokenRow.__table__  # type: ignore[attr-defined]
 string_table = SearchStringRow.__table__  # type: ignore[attr-defined]
 date_table = SearchDateRow.__table__  # type: ignore[attr-defined]
@@ -248,6 +282,8 @@ number_table = SearchNumberRow.__table__  # type: ignore[attr-defined]
 uri_table = SearchUriRow.__table__  # type: ignore[attr-defined]
 composite_table = SearchCompositeRow.__table__  # type: ignore[attr-defined]
 compartment_table = SearchCompartmentRow.__table__  # type: ignore[attr-defined]
+version_token_table = VersionTokenRow.__table__  # type: ignore[attr-defined]
+version_date_table = VersionDateRow.__table__  # type: ignore[attr-defined]
 
 INDEX_TABLES = {
     "token": token_table,
@@ -263,3 +299,7 @@ INDEX_TABLES = {
 
 ALL_TABLES = (*INDEX_TABLES.values(), compartment_table)
 """Every table whose rows describe a resource (all are cleared when it is re-indexed)."""
+
+VERSION_FACT_TABLES = {"token": version_token_table, "date": version_date_table}
+"""The index rows kept for every stored version, by the ``kind`` of extraction row (the kinds
+the access policy reads: codes, security labels, clinical dates)."""

@@ -23,7 +23,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    exists,
     insert,
     select,
     update,
@@ -31,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
-from register import search_index
+from register import search_index, version_facts
 from register.audit import trail
 from register.driver_query import DriverQueries
 from register.errors import conflict
@@ -48,11 +47,19 @@ class Visibility(Protocol):
         """A condition a ``resource`` row must meet to be visible, or None for no limit."""
         ...
 
+    def version_clause(self, versions: Table) -> ColumnElement[bool] | None:
+        """The same condition for a ``resource_version`` row, judged by that version's own
+        facts, or None for no limit."""
+        ...
+
 
 class _Everything:
     """Visibility for the register's own work (migrations, loading, indexing): no limit."""
 
     def resource_clause(self, resource: Table) -> ColumnElement[bool] | None:
+        return None
+
+    def version_clause(self, versions: Table) -> ColumnElement[bool] | None:
         return None
 
     def __repr__(self) -> str:
@@ -105,33 +112,20 @@ def _visible(query, visibility: Visibility):  # type: ignore[no-untyped-def]
     return query if clause is None else query.where(clause)
 
 
-_VERSION_ROW = (
-    select(
-        V.c.pk.label("vpk"),
-        R.c.pk,
-        R.c.resource_type,
-        R.c.last_updated,
-        R.c.author_org,
-        V.c.patient_id,
-    )
-    .select_from(V.join(R, V.c.resource_pk == R.c.pk))
-    .subquery("version_row")
-)
-"""Each version as a resource row for the visibility condition: the resource's facts, but the
-patient whose record the version was in."""
-
-
 def _visible_versions(query, visibility: Visibility):  # type: ignore[no-untyped-def]
     """``query`` over versions joined to their resource, limited to what ``visibility`` shows:
-    the resource must be visible, and so must the version as a row of the record it was in.
-    A resource moved to another patient's record (misfiled data corrected) does not bring its
-    earlier versions into the record it is in now (its author's organisation still sees them)."""
+    the resource must be visible now, and the version must be visible as what it was: a row of
+    the record it was in, recorded by the organisation that wrote it, with its own codes,
+    labels and dates (``register/version_facts.py``). So a resource moved to another patient's
+    record (misfiled data corrected) does not bring its earlier versions into the record it is
+    in now, and a correction that removed a sensitive code or label does not expose the version
+    that had it."""
     clause = visibility.resource_clause(R)
     if clause is None:
         return query
-    version = visibility.resource_clause(_VERSION_ROW)
+    version = visibility.version_clause(V)
     assert version is not None  # the same visibility limits every table alike
-    return query.where(clause, exists().where(_VERSION_ROW.c.vpk == V.c.pk, version))
+    return query.where(clause, version)
 
 
 # --- reads -------------------------------------------------------------------------------------
@@ -443,7 +437,7 @@ _UPDATE_CURRENT = (
     )
     .returning(R.c.content)
 )
-_INSERT_VERSION = insert(V)
+_INSERT_VERSION = insert(V).returning(V.c.pk)
 
 
 def write_version(
@@ -491,7 +485,7 @@ def write_version(
         pk = current.pk
         stored = conn.execute(_UPDATE_CURRENT, {"target_pk": pk, **values}).scalar_one()
         search_index.unindex_resource(conn, pk)
-    conn.execute(
+    version_pk = conn.execute(
         _INSERT_VERSION,
         {
             "resource_pk": pk,
@@ -503,10 +497,12 @@ def write_version(
             "deleted": deleted,
             "content": content,
             "patient_id": facts.patient_id,
+            "author_org": facts.author_org,
         },
-    )
+    ).scalar_one()
     if resource is not None:
         search_index.index_resource(conn, pk, resource_type, resource, local_bases=local_bases)
+        version_facts.record(conn, version_pk, pk)
     trail.note_written(resource_type, resource_id, version_id, facts.patient_id)
     # ``stored`` is the body as the database keeps it (PostgreSQL normalises JSONB), so the
     # response to a write is byte for byte what later reads will serve.
@@ -518,6 +514,7 @@ def write_version(
 def erase_everything(conn: Connection) -> None:
     """Remove every resource and version (tests and demo resets only)."""
     search_index.unindex_all(conn)
+    version_facts.erase_all(conn)
     conn.execute(delete(V))
     conn.execute(delete(R))
 

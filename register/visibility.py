@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -62,17 +63,34 @@ from register.db_types import UTCDateTime
 from register.schema import resource_table as RESOURCES
 from register.search_schema import date_table as D
 from register.search_schema import reference_table as REFS
-
-try:  # the token index arrives with the search issue; until then constraints match nothing
-    from register.search_schema import token_table as T
-except ImportError:  # pragma: no cover - only before search is merged
-    T = None
+from register.search_schema import token_table as T
+from register.search_schema import version_date_table, version_token_table
 
 C = relationship_table
 G = break_glass_table
 ROLES = identifier_table
 ROLE_PRACTITIONER = "urn:careregister:practitioner-of-role"  # as register.relationships
 _ONE = literal_column("1")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Where the rows a condition is about keep their codes, labels and clinical dates:
+    ``token`` and ``date`` tables whose ``key`` column holds the row's ``pk``; ``resource_key``
+    is the row's column that the search index's references (``search_reference``) are keyed by.
+    """
+
+    token: Table
+    date: Table
+    key: str
+    resource_key: str
+
+
+CURRENT = Facts(T, D, "resource_pk", "pk")
+"""Resources (``resource`` rows): the search index, which describes each current version."""
+VERSIONS = Facts(version_token_table, version_date_table, "version_pk", "resource_pk")
+"""Stored versions (``resource_version`` rows): each version's own facts
+(``register/version_facts.py``)."""
 
 
 class _Const(ColumnElement[str]):
@@ -231,18 +249,26 @@ class SightVisibility:
 
     def __init__(self, sight: Sight) -> None:
         self.sight = sight
-        self._clauses: dict[int, tuple[Table, ColumnElement[bool] | None]] = {}
+        self._clauses: dict[tuple[int, str], tuple[Table, ColumnElement[bool] | None]] = {}
 
     def resource_clause(self, resource: Table) -> ColumnElement[bool] | None:
         """The condition a ``resource`` row (of ``resource``, a table or alias) must meet."""
-        cached = self._clauses.get(id(resource))
-        if cached is not None and cached[0] is resource:
+        return self._clause(resource, CURRENT)
+
+    def version_clause(self, versions: Table) -> ColumnElement[bool] | None:
+        """The condition a ``resource_version`` row must meet, by its own facts."""
+        return self._clause(versions, VERSIONS)
+
+    def _clause(self, table: Table, facts: Facts) -> ColumnElement[bool] | None:
+        key = (id(table), facts.key)
+        cached = self._clauses.get(key)
+        if cached is not None and cached[0] is table:
             return cached[1]
-        clause = sight_clause(self.sight, resource)
-        if clause is not None and not isinstance(resource.name, _anonymous_label):
-            clause = _Condition(clause, f"{resource.name}|{_canonical(self.sight)}")
+        clause = sight_clause(self.sight, table, facts)
+        if clause is not None and not isinstance(table.name, _anonymous_label):
+            clause = _Condition(clause, f"{table.name}|{_canonical(self.sight)}")
         if len(self._clauses) < 16:
-            self._clauses[id(resource)] = (resource, clause)
+            self._clauses[key] = (table, clause)
         return clause
 
     def __repr__(self) -> str:
@@ -259,27 +285,38 @@ class WithheldVisibility:
     def __init__(self, sight: Sight) -> None:
         self.strict = SightVisibility(sight)
         self.relaxed = SightVisibility(sight.without_withholdings())
-        self._clauses: dict[int, tuple[Table, ColumnElement[bool]]] = {}
+        self._clauses: dict[tuple[int, str], tuple[Table, ColumnElement[bool]]] = {}
 
     def resource_clause(self, resource: Table) -> ColumnElement[bool]:
         """Rows of ``resource`` visible but for the withholdings."""
-        cached = self._clauses.get(id(resource))
-        if cached is not None and cached[0] is resource:
+        return self._clause(resource, CURRENT)
+
+    def version_clause(self, versions: Table) -> ColumnElement[bool]:
+        """Versions visible but for the withholdings, by their own facts."""
+        return self._clause(versions, VERSIONS)
+
+    def _clause(self, table: Table, facts: Facts) -> ColumnElement[bool]:
+        key = (id(table), facts.key)
+        cached = self._clauses.get(key)
+        if cached is not None and cached[0] is table:
             return cached[1]
-        strict = sight_clause(self.strict.sight, resource)
-        relaxed = sight_clause(self.relaxed.sight, resource)
+        strict = sight_clause(self.strict.sight, table, facts)
+        relaxed = sight_clause(self.relaxed.sight, table, facts)
         clause: ColumnElement[bool] = and_(
             true() if relaxed is None else relaxed, false() if strict is None else ~strict
         )
-        if not isinstance(resource.name, _anonymous_label):
-            clause = _Condition(clause, f"withheld|{resource.name}|{_canonical(self.strict.sight)}")
+        if not isinstance(table.name, _anonymous_label):
+            clause = _Condition(clause, f"withheld|{table.name}|{_canonical(self.strict.sight)}")
         if len(self._clauses) < 16:
-            self._clauses[id(resource)] = (resource, clause)
+            self._clauses[key] = (table, clause)
         return clause
 
 
-def sight_clause(sight: Sight, resource: Table) -> ColumnElement[bool] | None:
-    """The SQL condition for ``sight`` over rows of ``resource`` (None: no limit)."""
+def sight_clause(
+    sight: Sight, resource: Table, facts: Facts = CURRENT
+) -> ColumnElement[bool] | None:
+    """The SQL condition for ``sight`` over rows of ``resource`` (None: no limit), whose codes,
+    labels and dates ``facts`` says where to find."""
     if sight.everything:
         return None
     R = resource.c
@@ -289,19 +326,19 @@ def sight_clause(sight: Sight, resource: Table) -> ColumnElement[bool] | None:
     if sight.own_patient is not None:
         own = R.patient_id == _Const(sight.own_patient)
         if sight.not_for_patient:
-            own = and_(own, ~not_for_patient(resource, sight.not_for_patient))
+            own = and_(own, ~not_for_patient(resource, sight.not_for_patient, facts))
         grants.append(own)
     if sight.shared_types:
         grants.append(and_(R.patient_id.is_(None), _type_in(R.resource_type, sight.shared_types)))
     if sight.care_of is not None:
         cared = care_condition(sight.care_of, R.patient_id)
         if sight.consent is not None:
-            cared = and_(cared, consent_condition(sight.consent, resource))
+            cared = and_(cared, consent_condition(sight.consent, resource, facts))
         grants.append(cared)
     if sight.break_glass_holder is not None:
         grants.append(break_glass_condition(sight.break_glass_holder, R.patient_id))
     rows = or_(*grants) if grants else false()
-    scope = scope_condition(sight.scope, resource)
+    scope = scope_condition(sight.scope, resource, facts)
     return rows if scope is None else and_(scope, rows)
 
 
@@ -367,11 +404,11 @@ def break_glass_condition(holder: str, patient: ColumnElement[Any]) -> ColumnEle
 P = provision_table
 
 
-def labelled(resource: Table, labels: Iterable[str], role: str) -> ColumnElement[bool]:
+def labelled(
+    resource: Table, labels: Iterable[str], role: str, facts: Facts = CURRENT
+) -> ColumnElement[bool]:
     """Whether the row carries one of ``labels`` (``system|code``) in ``meta.security``."""
-    if T is None:
-        return true()  # fail closed: without the index every row counts as labelled
-    tok = T.alias(f"lbl_{role}")
+    tok = facts.token.alias(f"lbl_{role}")
     pairs = []
     for label in sorted(labels):
         system, _, code = label.rpartition("|")
@@ -379,7 +416,7 @@ def labelled(resource: Table, labels: Iterable[str], role: str) -> ColumnElement
     return exists(
         select(_ONE)
         .where(
-            tok.c.resource_pk == resource.c.pk,
+            tok.c[facts.key] == resource.c.pk,
             tok.c.param == _Const("_security"),
             or_(*pairs) if pairs else false(),
         )
@@ -391,19 +428,23 @@ DENY, EXPLICIT_PERMIT, PERMIT = 0, 1, 2
 """The deciding rule's verdict, in the order a tie at one depth is broken."""
 
 
-def not_for_patient(resource: Table, labels: frozenset[str]) -> ColumnElement[bool]:
+def not_for_patient(
+    resource: Table, labels: frozenset[str], facts: Facts = CURRENT
+) -> ColumnElement[bool]:
     """The row, or the target of a Provenance row, carries a not-for-patient label."""
     return or_(
-        labelled(resource, labels, "nfp"),
+        labelled(resource, labels, "nfp", facts),
         and_(
             resource.c.resource_type == _Const("Provenance"),
-            _target_labelled(resource, labels, "nfpt"),
+            _target_labelled(resource, labels, "nfpt", facts),
         ),
     )
 
 
-def _target_labelled(resource: Table, labels: frozenset[str], role: str) -> ColumnElement[bool]:
-    """The Provenance row's target carries one of ``labels`` (one flat subquery)."""
+def _target_labelled(
+    resource: Table, labels: frozenset[str], role: str, facts: Facts = CURRENT
+) -> ColumnElement[bool]:
+    """The Provenance row's target carries one of ``labels`` now (one flat subquery)."""
     link = REFS.alias(f"{role}_link")
     target = RESOURCES.alias(f"{role}_target")
     tok = T.alias(f"{role}_label")
@@ -423,7 +464,7 @@ def _target_labelled(resource: Table, labels: frozenset[str], role: str) -> Colu
             ).join(tok, tok.c.resource_pk == target.c.pk)
         )
         .where(
-            link.c.resource_pk == resource.c.pk,
+            link.c.resource_pk == resource.c[facts.resource_key],
             link.c.param == _Const("target"),
             tok.c.param == _Const("_security"),
             or_(*pairs) if pairs else false(),
@@ -436,7 +477,9 @@ DENY, EXPLICIT_PERMIT, PERMIT = 0, 1, 2
 """The deciding rule's verdict, in the order a tie at one depth is broken."""
 
 
-def consent_condition(rule: ConsentRule, resource: Table) -> ColumnElement[bool]:
+def consent_condition(
+    rule: ConsentRule, resource: Table, facts: Facts = CURRENT
+) -> ColumnElement[bool]:
     """Whether the patient's Consent shares a row with ``rule.recipient`` (see
     :class:`auth.policy.ConsentRule`), evaluated over ``consent_provision`` at query time::
 
@@ -454,11 +497,13 @@ def consent_condition(rule: ConsentRule, resource: Table) -> ColumnElement[bool]
     R = resource.c
     opt_out = rule.model is SharingModel.OPT_OUT
     default = PERMIT if opt_out else DENY
-    verdict = func.coalesce(deciding_verdict(rule, resource, "c"), literal_column(str(default)))
+    verdict = func.coalesce(
+        deciding_verdict(rule, resource, "c", facts), literal_column(str(default))
+    )
     # verdict * 2 + sensitive: 2-4 share (an explicit permit, or a permit of a row that is not
     # sensitive); CASE expressions would nest deeper in SQLite's parser than arithmetic.
     if rule.sensitive_labels:
-        sensitive = cast(labelled(resource, rule.sensitive_labels, "sens"), Integer)
+        sensitive = cast(labelled(resource, rule.sensitive_labels, "sens", facts), Integer)
         decided = (verdict * 2 + sensitive).between(literal_column("2"), literal_column("4"))
     else:
         decided = verdict >= literal_column("1")
@@ -473,17 +518,19 @@ def consent_condition(rule: ConsentRule, resource: Table) -> ColumnElement[bool]
             and_(
                 R.resource_type == _Const("Provenance"),
                 no_rules,
-                ~_target_labelled(resource, rule.sensitive_labels, "prov"),
+                ~_target_labelled(resource, rule.sensitive_labels, "prov", facts),
             )
         )
     return or_(*parts)
 
 
-def deciding_verdict(rule: ConsentRule, resource: Table, role: str) -> ColumnElement[Any]:
+def deciding_verdict(
+    rule: ConsentRule, resource: Table, role: str, facts: Facts = CURRENT
+) -> ColumnElement[Any]:
     """The verdict of the rule that decides for the row (None when no rule matches): the
     deepest matching rule; at one depth a deny, then a permit naming a label or code."""
     p = P.alias(f"cp_{role}")
-    return deciding_rule(rule, resource, p, verdict_of(p)).scalar_subquery()
+    return deciding_rule(rule, resource, p, verdict_of(p), facts=facts).scalar_subquery()
 
 
 def verdict_of(p: Any) -> ColumnElement[Any]:
@@ -498,7 +545,9 @@ def verdict_of(p: Any) -> ColumnElement[Any]:
     )
 
 
-def deciding_rule(rule: ConsentRule, resource: Table, p: Any, *columns: Any) -> Select[Any]:
+def deciding_rule(
+    rule: ConsentRule, resource: Table, p: Any, *columns: Any, facts: Facts = CURRENT
+) -> Select[Any]:
     """``columns`` of the rule (``p``, an alias of ``consent_provision``) that decides for the
     row: the rules of the row's patient whose every stated criterion holds for this requester
     and row, deepest first, a deny before a permit naming a label or code before another.
@@ -508,17 +557,18 @@ def deciding_rule(rule: ConsentRule, resource: Table, p: Any, *columns: Any) -> 
     condition is repeated for every alias a chained search reads)."""
     R = resource.c
     now = _Now()
-    tc = T.alias(f"{p.name}_code")
-    tl = T.alias(f"{p.name}_label")
-    dd = D.alias(f"{p.name}_date")
-    da = D.alias(f"{p.name}_dated")
+    tc = facts.token.alias(f"{p.name}_code")
+    tl = facts.token.alias(f"{p.name}_label")
+    dd = facts.date.alias(f"{p.name}_date")
+    da = facts.date.alias(f"{p.name}_dated")
+    key = facts.key
     params = consent_data().clinical_date_params
     periodic = or_(p.c.data_start.is_not(None), p.c.data_end.is_not(None))
     source = (
         p.outerjoin(
             tc,
             and_(
-                tc.c.resource_pk == R.pk,
+                tc.c[key] == R.pk,
                 tc.c.param == _Const("code"),
                 tc.c.code == p.c.code,
                 func.coalesce(p.c.code_system, tc.c.system) == tc.c.system,
@@ -527,7 +577,7 @@ def deciding_rule(rule: ConsentRule, resource: Table, p: Any, *columns: Any) -> 
         .outerjoin(
             tl,
             and_(
-                tl.c.resource_pk == R.pk,
+                tl.c[key] == R.pk,
                 tl.c.param == _Const("_security"),
                 tl.c.code == p.c.label_code,
                 func.coalesce(p.c.label_system, tl.c.system) == tl.c.system,
@@ -537,13 +587,13 @@ def deciding_rule(rule: ConsentRule, resource: Table, p: Any, *columns: Any) -> 
             dd,
             and_(
                 periodic,
-                dd.c.resource_pk == R.pk,
+                dd.c[key] == R.pk,
                 _in_names(dd.c.param, params),
                 func.coalesce(p.c.data_end_us, dd.c.low + 1) > dd.c.low,
                 func.coalesce(p.c.data_start_us, dd.c.high - 1) < dd.c.high,
             ),
         )
-        .outerjoin(da, and_(periodic, da.c.resource_pk == R.pk, _in_names(da.c.param, params)))
+        .outerjoin(da, and_(periodic, da.c[key] == R.pk, _in_names(da.c.param, params)))
     )
     actor = (
         p.c.actor.is_(None)
@@ -586,7 +636,7 @@ def _in_names(column: ColumnElement[Any], names: Iterable[str]) -> ColumnElement
 
 
 def scope_condition(
-    grants: tuple[ScopeGrant, ...] | None, resource: Table
+    grants: tuple[ScopeGrant, ...] | None, resource: Table, facts: Facts = CURRENT
 ) -> ColumnElement[bool] | None:
     """The scopes' limit on rows: by type, and by query constraints where scopes have them."""
     if grants is None:
@@ -607,12 +657,12 @@ def scope_condition(
             kind = ~_type_in(R.resource_type, grant.others_than)
         else:
             kind = true()
-        parts.append(and_(kind, filters_condition(grant.filters, resource)))
+        parts.append(and_(kind, filters_condition(grant.filters, resource, facts)))
     return or_(*parts)
 
 
 def filters_condition(
-    filters: tuple[tuple[Constraint, ...], ...], resource: Table
+    filters: tuple[tuple[Constraint, ...], ...], resource: Table, facts: Facts = CURRENT
 ) -> ColumnElement[bool]:
     """Rows matching at least one group of scope query constraints (all of a group's).
 
@@ -623,26 +673,27 @@ def filters_condition(
     """
     if not filters:
         return true()
-    return or_(*(and_(*(_constraint(c, resource) for c in group)) for group in filters))
+    return or_(*(and_(*(_constraint(c, resource, facts) for c in group)) for group in filters))
 
 
-def _constraint(constraint: Constraint, resource: Table) -> ColumnElement[bool]:
-    if not constraint.supported or T is None:
+def _constraint(constraint: Constraint, resource: Table, facts: Facts) -> ColumnElement[bool]:
+    if not constraint.supported:
         return false()
+    tok = facts.token
     alternatives: list[ColumnElement[bool]] = []
     for system, code in constraint.tokens():
         parts: list[ColumnElement[bool]] = []
         if code is not None:
-            parts.append(T.c.code == _Const(code))
+            parts.append(tok.c.code == _Const(code))
         if system == "":
-            parts.append(T.c.system.is_(None))
+            parts.append(tok.c.system.is_(None))
         elif system is not None:
-            parts.append(T.c.system == _Const(system))
+            parts.append(tok.c.system == _Const(system))
         alternatives.append(and_(*parts) if parts else true())
     return exists(
         select(_ONE).where(
-            T.c.resource_pk == resource.c.pk,
-            T.c.param == _Const(constraint.name),
+            tok.c[facts.key] == resource.c.pk,
+            tok.c.param == _Const(constraint.name),
             or_(*alternatives),
         )
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -125,7 +125,8 @@ class ConsentMachine(RuleBasedStateMachine):
         self.tag = uuid.uuid4().hex[:6].upper()
         self.ods = {key: f"{key}{self.tag}" for key in ORG_KEYS}
         self.model = World()
-        self.records: dict[str, Record] = {}  # "Type/id" -> record
+        self.records: dict[str, Record] = {}  # "Type/id" -> record (its current version)
+        self.versions: dict[str, list[Record]] = {}  # "Type/id" -> each version, oldest first
         self.provenances: list[Record] = []  # of each Patient version written
         self.consents: dict[str, list[tuple[str, Provision | None, bool]]] = {}
         self.tokens: dict[Requester, str] = {}
@@ -252,7 +253,35 @@ class ConsentMachine(RuleBasedStateMachine):
     def record(self, org: str, patient: int, kind: str, code: str, extra: str, year: int) -> None:
         if org != "A":
             self.relate_to(org, patient)  # A registered the patients; others need a relationship
-        pid, rid = self.pid(patient), self.new_id(kind[:3].lower())
+        self.write_version(
+            org, self.pid(patient), kind, self.new_id(kind[:3].lower()), code, extra, year
+        )
+
+    @precondition(
+        lambda self: any(r.split("/")[0] in ("Observation", "Condition") for r in self.records)
+    )
+    @rule(
+        data=st.data(),
+        code=st.sampled_from(tuple(CODES)),
+        extra=st.sampled_from(tuple(EXTRA_LABELS)),
+        year=st.sampled_from(YEARS),
+    )
+    def amend(self, data: st.DataObject, code: str, extra: str, year: int) -> None:
+        """The organisation that recorded an Observation or Condition corrects it: a new
+        version with other codes, labels or date (an earlier version keeps its own)."""
+        ref = data.draw(
+            st.sampled_from(
+                sorted(r for r in self.records if r.split("/")[0] in ("Observation", "Condition"))
+            )
+        )
+        kind, rid = ref.split("/")
+        current = self.records[ref]
+        org = next(k for k, ods in self.ods.items() if ods == current.author_org)
+        self.write_version(org, current.patient, kind, rid, code, extra, year)
+
+    def write_version(
+        self, org: str, pid: str, kind: str, rid: str, code: str, extra: str, year: int
+    ) -> None:
         system, _, value = code.rpartition("|")
         body: dict[str, Any] = {
             "resourceType": kind,
@@ -278,6 +307,7 @@ class ConsentMachine(RuleBasedStateMachine):
             frozenset({code}),
             datetime(year, 6, 1, 10, tzinfo=UTC),
         )
+        self.versions.setdefault(f"{kind}/{rid}", []).append(self.records[f"{kind}/{rid}"])
 
     @rule(patient=st.sampled_from(PATIENT_KEYS), root=provisions(), by_clinician=st.booleans())
     def write_consent(self, patient: int, root: Provision, by_clinician: bool) -> None:
@@ -420,6 +450,33 @@ class ConsentMachine(RuleBasedStateMachine):
         if expected:
             assert {e["resource"]["id"] for e in history.json()["entry"]} == {ref.split("/")[1]}
 
+    @precondition(lambda self: any(len(v) > 1 for v in self.versions.values()))
+    @rule(data=st.data())
+    def read_versions(self, data: st.DataObject) -> None:
+        ref = data.draw(st.sampled_from(sorted(r for r, v in self.versions.items() if len(v) > 1)))
+        who = data.draw(st.sampled_from(self.requesters()))
+        self.check_versions(who, ref)
+
+    def check_versions(self, who: Requester, ref: str) -> None:
+        """History and vread of a corrected record: an earlier version is served only if the
+        resource is visible now and the version is visible as what it was (its own codes,
+        labels and date)."""
+        versions = self.versions[ref]
+        now = visible(self.model, who, self.records[ref])
+        shown = {
+            str(number)
+            for number, rec in enumerate(versions, start=1)
+            if now and visible(self.model, who, rec)
+        }
+        history = self.send(who, "GET", f"{ref}/_history")
+        assert history.status_code == (200 if now else 404), (who, ref)
+        if now:
+            served = {e["resource"]["meta"]["versionId"] for e in history.json()["entry"]}
+            assert served == shown, (who, ref, versions)
+        for number in range(1, len(versions) + 1):
+            vread = self.send(who, "GET", f"{ref}/_history/{number}")
+            assert vread.status_code == (200 if str(number) in shown else 404), (who, ref, number)
+
     @rule(data=st.data(), patient=st.sampled_from(PATIENT_KEYS))
     def includes(self, data: st.DataObject, patient: int) -> None:
         who, pid = data.draw(st.sampled_from(self.requesters())), self.pid(patient)
@@ -486,3 +543,50 @@ def test_the_server_returns_what_the_model_allows(client, token_for) -> None:  #
             database=None,
         ),
     )
+
+
+VERSION = st.tuples(
+    st.sampled_from(tuple(CODES)), st.sampled_from(tuple(EXTRA_LABELS)), st.sampled_from(YEARS)
+)
+
+
+def test_earlier_versions_are_judged_by_their_own_facts(client, token_for) -> None:  # type: ignore[no-untyped-def]
+    """A record corrected once or twice (codes, labels, dates change), random care
+    relationships and a random Consent: every requester's history and vreads of it must be
+    what the reference model allows for each version (with the resource visible now)."""
+    ConsentMachine.http = client
+    ConsentMachine.token_for = staticmethod(token_for)  # type: ignore[assignment]
+
+    @settings(
+        max_examples=int(__import__("os").environ.get("CONSENT_EXAMPLES", "10")) * 2,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    @given(
+        author=st.sampled_from(ORG_KEYS),
+        kind=st.sampled_from(["Observation", "Condition"]),
+        versions=st.lists(VERSION, min_size=2, max_size=3),
+        carers=st.sets(st.sampled_from(ORG_KEYS)),
+        root=st.one_of(st.none(), provisions()),
+    )
+    def check(
+        author: str,
+        kind: str,
+        versions: list[tuple[str, str, int]],
+        carers: set[str],
+        root: Provision | None,
+    ) -> None:
+        machine = ConsentMachine()
+        machine.build()
+        for org in sorted(carers | ({author} - {"A"})):
+            machine.relate_to(org, 0)
+        if root is not None:
+            machine.write_consent(0, root, by_clinician=False)
+        rid = machine.new_id(kind[:3].lower())
+        for code, extra, year in versions:
+            machine.write_version(author, machine.pid(0), kind, rid, code, extra, year)
+        for who in machine.requesters():
+            machine.check_versions(who, f"{kind}/{rid}")
+
+    check()

@@ -8,14 +8,20 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
-from register import interactions
+from register import interactions, version_facts
 from register.cli import app as cli
 from register.context import RequestContext
 from register.db import read_transaction, write_transaction
 from register.errors import FhirError
-from register.schema import SQLModel
+from register.schema import SQLModel, version_table
 from register.search_index import count_rows, index_rows, reindex, unindex_all
-from register.search_schema import ALL_TABLES, compartment_table, token_table
+from register.search_schema import (
+    ALL_TABLES,
+    VERSION_FACT_TABLES,
+    compartment_table,
+    token_table,
+    version_token_table,
+)
 from register.settings import get_settings
 from tests.helpers import NHS, observation, patient
 from tests.search.conftest import Fhir
@@ -100,7 +106,10 @@ def test_reindex_command(
 
 
 def test_migration_matches_the_tables(engine: Engine) -> None:
-    names = {table.name for table in ALL_TABLES}
+    names = {table.name for table in ALL_TABLES} | {
+        table.name for table in VERSION_FACT_TABLES.values()
+    }
+    names.add("resource_version")
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     mine = [d for d in diff if _table_of(d) in names or "ix_resource_type_pk" in str(d)]
@@ -117,3 +126,53 @@ def _table_of(change: object) -> str | None:
         if hasattr(part, "name") and part.__class__.__name__ == "Table":
             return str(part.name)
     return None
+
+
+def _version_facts(engine: Engine) -> set[tuple[int, str, str | None, str | None]]:
+    with read_transaction(engine) as conn:
+        return {
+            (int(v), param, system, code)
+            for v, param, system, code in conn.execute(
+                select(
+                    version_token_table.c.version_pk,
+                    version_token_table.c.param,
+                    version_token_table.c.system,
+                    version_token_table.c.code,
+                )
+            )
+        }
+
+
+def test_each_version_keeps_its_own_facts_and_reindex_rebuilds_them(engine: Engine) -> None:
+    with write_transaction(engine) as conn:
+        made = interactions.create(conn, CTX, patient(identifier=[{"system": NHS, "value": "1"}]))
+    pid = made.version.resource_id
+    with write_transaction(engine) as conn:
+        interactions.update(conn, CTX, "Patient", pid, {**patient("Jones", "Bob"), "id": pid})
+    with read_transaction(engine) as conn:
+        versions = dict(
+            conn.execute(
+                select(version_table.c.version_id, version_table.c.pk).where(
+                    version_table.c.resource_id == pid
+                )
+            ).all()
+        )
+        current = {
+            (versions[2], param, system, code)
+            for param, system, code in conn.execute(
+                select(token_table.c.param, token_table.c.system, token_table.c.code).where(
+                    token_table.c.resource_pk == made.version.resource_pk
+                )
+            )
+        }
+    facts = _version_facts(engine)
+    mine = {f for f in facts if f[0] in versions.values()}
+    # the current version's facts are its index rows; the first keeps the identifier it had
+    assert {f for f in mine if f[0] == versions[2]} == current
+    assert (versions[1], "identifier", NHS, "1") in mine
+    assert not any(f[0] == versions[2] and f[1] == "identifier" for f in mine)
+    with write_transaction(engine) as conn:
+        version_facts.erase_all(conn)
+    assert _version_facts(engine) == set()
+    reindex(engine, batch_size=1)
+    assert _version_facts(engine) == facts
