@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from auth.policy import FhirInteraction
 from fhir_adapters.json_body import MalformedBody
 from fhir_adapters.operation_outcome import error
 from register.audit import trail as trails
@@ -34,6 +35,7 @@ from register.audit.writer import AuditUnavailable
 from register.errors import FhirError
 
 if TYPE_CHECKING:
+    from register.access_request import RequestAccess
     from register.api.dispatch import Route
 
 log = logging.getLogger("register.audit")
@@ -60,10 +62,17 @@ def _target(route: Route, params: dict[str, str]) -> str | None:
     return None
 
 
-def _interaction(route: Route, params: dict[str, str]) -> str:
+def _interaction(route: Route, params: dict[str, str], access: RequestAccess | None) -> str:
+    """The interaction's code: the one the access gate admitted, when it got that far."""
+    if access is not None:
+        return _CODES[access.interaction]
     from register.access_gate import interaction_of
 
-    return interaction_of(route.interaction, params)[0].value
+    return _CODES[interaction_of(route.interaction, params)[0]]
+
+
+_CODES = {interaction: interaction.value for interaction in FhirInteraction}
+"""Each interaction's code as a plain string (an enum member's ``value`` is a slow lookup)."""
 
 
 def _event(
@@ -92,7 +101,7 @@ def _event(
             query = f"{params.get('resource_type', '')}?{criteria}"
     client = request.scope.get("client")
     return rest_event(
-        interaction=trail.interaction or _interaction(route, params),
+        interaction=trail.interaction or _interaction(route, params, access),
         status=status,
         principal=principal,
         break_glass=access.break_glass if access is not None else None,
@@ -118,7 +127,8 @@ async def audited(
     settings = request.app.state.settings
     if not settings.audit_enabled:
         return await call()
-    with trails.open_trail() as trail:
+    trail, opened = trails.enter()
+    try:
         # The closure refers to the trail that holds it: the cycle is broken once the handler
         # is done, so the request's objects are freed when it ends, not by the cycle collector.
         trail.event_for = lambda status: _event(request, route, params, trail, status, None)
@@ -133,6 +143,8 @@ async def audited(
             return response
         event = _event(request, route, params, trail, response.status_code, None)
         return AuditedResponse(response, request.app.state.audit.submit(event))
+    finally:
+        trails.leave(opened)
 
 
 async def _record_failure(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,9 @@ class Trail:
 
     def patient_types(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """Patients touched, each with the sorted kinds of data, in a stable order."""
+        if len(self.patients) == 1:  # a read by id, most searches: built on the event loop
+            ((patient, types),) = self.patients.items()
+            return ((patient, tuple(types) if len(types) == 1 else tuple(sorted(types))),)
         return tuple((p, tuple(sorted(t))) for p, t in sorted(self.patients.items()))
 
 
@@ -86,15 +89,26 @@ def current() -> Trail | None:
     return _CURRENT.get()
 
 
+def enter() -> tuple[Trail, Token[Trail | None]]:
+    """Start a fresh trail in this context; :func:`leave` with the token ends it (the audit
+    hook's form of :func:`open_trail`: no generator to build on every read)."""
+    trail = Trail()
+    return trail, _CURRENT.set(trail)
+
+
+def leave(token: Token[Trail | None]) -> None:
+    """End the trail :func:`enter` started."""
+    _CURRENT.reset(token)
+
+
 @contextmanager
 def open_trail() -> Iterator[Trail]:
-    """Run a request with a fresh trail."""
-    trail = Trail()
-    token = _CURRENT.set(trail)
+    """Run work with a fresh trail."""
+    trail, token = enter()
     try:
         yield trail
     finally:
-        _CURRENT.reset(token)
+        leave(token)
 
 
 @contextmanager
