@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Connection, bindparam, cast, delete, insert, select
+from sqlalchemy import BigInteger, Connection, bindparam, cast, delete, insert, select, text
 
 from register.schema import version_table
 from register.search_index import Row, index_rows
@@ -53,10 +53,25 @@ _COPY = (
 )
 
 
+_COPY_ONCE = text(
+    "WITH tokens AS (INSERT INTO version_token (version_pk, param, system, code)"
+    " SELECT CAST(:vpk AS BIGINT), param, system, code FROM search_token"
+    " WHERE resource_pk = :rpk)"
+    " INSERT INTO version_date (version_pk, param, low, high)"
+    " SELECT CAST(:vpk AS BIGINT), param, low, high FROM search_date WHERE resource_pk = :rpk"
+)
+"""Both copies in one statement (one round trip), where the database allows a data-modifying
+``WITH`` (PostgreSQL; SQLite runs the two in turn, in process)."""
+
+
 def record(conn: Connection, version_pk: int, resource_pk: int) -> None:
     """Keep the facts of the version just written, whose index rows are the resource's now."""
+    params = {"vpk": version_pk, "rpk": resource_pk}
+    if conn.dialect.name == "postgresql":
+        conn.execute(_COPY_ONCE, params)
+        return
     for statement in _COPY:
-        conn.execute(statement, {"vpk": version_pk, "rpk": resource_pk})
+        conn.execute(statement, params)
 
 
 def fact_rows(resource: Mapping[str, Any]) -> dict[str, list[Row]]:
