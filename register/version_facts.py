@@ -54,11 +54,12 @@ _COPY = (
 
 
 _COPY_ONCE = text(
-    "WITH tokens AS (INSERT INTO version_token (version_pk, param, system, code)"
-    " SELECT CAST(:vpk AS BIGINT), param, system, code FROM search_token"
+    f"WITH tokens AS (INSERT INTO {version_token_table.name} (version_pk, param, system, code)"
+    f" SELECT CAST(:vpk AS BIGINT), param, system, code FROM {token_table.name}"
     " WHERE resource_pk = :rpk)"
-    " INSERT INTO version_date (version_pk, param, low, high)"
-    " SELECT CAST(:vpk AS BIGINT), param, low, high FROM search_date WHERE resource_pk = :rpk"
+    f" INSERT INTO {version_date_table.name} (version_pk, param, low, high)"
+    f" SELECT CAST(:vpk AS BIGINT), param, low, high FROM {date_table.name}"
+    " WHERE resource_pk = :rpk"
 )
 """Both copies in one statement (one round trip), where the database allows a data-modifying
 ``WITH`` (PostgreSQL; SQLite runs the two in turn, in process)."""

@@ -37,7 +37,13 @@ def _condition(code: str, **extra: Any) -> dict[str, Any]:
 def _served(world: World, who: str) -> set[str]:
     response = world.http.get("/fhir/Condition/cond-corrected/_history", headers=world.as_(who))
     assert response.status_code == 200, response.text
-    return {e["resource"]["meta"]["versionId"] for e in response.json()["entry"]}
+    return {_version_of(e) for e in response.json()["entry"]}
+
+
+def _version_of(entry: dict[str, Any]) -> str:
+    if "resource" in entry:
+        return str(entry["resource"]["meta"]["versionId"])
+    return str(entry["response"]["etag"]).removeprefix('W/"').removesuffix('"')  # a deletion
 
 
 def _vread(world: World, who: str, version: int) -> int:
@@ -93,5 +99,17 @@ def test_a_version_labelled_later_hides_the_resource_and_every_version(world: Wo
         "/fhir/Condition/cond-corrected/_history", headers=world.as_("hosp_clinician")
     )
     assert response.status_code == 404
+    assert _vread(world, "hosp_clinician", 1) == 404
+    assert _served(world, "gp_system") == {"1", "2"}
+
+
+def test_a_deleted_sensitive_record_does_not_expose_its_versions(world: World) -> None:
+    world.put("gp_system", _condition(HIV))
+    deleted = world.http.delete("/fhir/Condition/cond-corrected", headers=world.as_("gp_system"))
+    assert deleted.status_code in (200, 204), deleted.text
+    world.relate("active")
+
+    # the deletion itself carries nothing; the version before it keeps its label
+    assert _served(world, "hosp_clinician") == {"2"}
     assert _vread(world, "hosp_clinician", 1) == 404
     assert _served(world, "gp_system") == {"1", "2"}
